@@ -1,0 +1,24 @@
+//! `check`: load everything `serve` would load, and say whether it is sound.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Exit 0 with a one-line summary (and warnings), or 2 listing every problem.
+pub fn run(path: &Path) -> ExitCode {
+    let config = match super::load_or_report(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "{}: ok: {} rules, {} destinations, listening on {}{}",
+        path.display(),
+        config.rules.rules().len(),
+        config.targets.len(),
+        config.server.listen,
+        config.server.path,
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,89 @@
+//! `render`: what an event would send, printed, with nothing sent.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use crate::cli::RenderArgs;
+use crate::config::Config;
+use crate::event::{parse_body, Event};
+use crate::route::route;
+
+/// Prints every message of every event; exits 1 when the body is invalid or a message
+/// fails to render.
+pub fn run(path: &Path, args: &RenderArgs) -> ExitCode {
+    let config = match super::load_or_report(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let body = match read_event(&args.event) {
+        Ok(body) => body,
+        Err(err) => {
+            eprintln!("error: cannot read `{}`: {err}", args.event.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let batch = match parse_body(&body, Utc::now()) {
+        Ok(batch) => batch,
+        Err(err) => {
+            eprintln!("error: not a RedBrick webhook body: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    for skipped in &batch.skipped {
+        println!(
+            "payload[{}]: unknown event type `{}`, skipped",
+            skipped.index, skipped.event
+        );
+    }
+    let mut failed = false;
+    for (index, event) in batch.events.iter().enumerate() {
+        failed |= print_event(&config, index, event, args.explain);
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn read_event(path: &Path) -> std::io::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut body = Vec::new();
+        std::io::stdin().read_to_end(&mut body)?;
+        return Ok(body);
+    }
+    std::fs::read(path)
+}
+
+/// Prints one event's messages; returns whether any failed to render.
+fn print_event(config: &Config, index: usize, event: &Event, explain: bool) -> bool {
+    println!("event {index}: {} {}", event.kind, event.id);
+    if explain {
+        for (rule, verdict) in config.rules.explain(event) {
+            match verdict {
+                Ok(()) => println!("  rule `{}`: matched", rule.name),
+                Err(miss) => println!("  rule `{}`: no match: {miss}", rule.name),
+            }
+        }
+    }
+    let routed = route(config, event);
+    if !routed.matched {
+        println!("  no rule matched");
+    }
+    for message in &routed.messages {
+        let kind = &config.targets[&message.destination].destination;
+        println!(
+            "--- rule `{}` to `{}` ({:?})",
+            message.rule, message.destination, kind.kind
+        );
+        println!("{}", String::from_utf8_lossy(&message.body));
+    }
+    for failure in &routed.failures {
+        eprintln!("error: {failure}");
+    }
+    !routed.failures.is_empty()
+}

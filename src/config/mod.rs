@@ -1,0 +1,135 @@
+//! The checked configuration: what `serve`, `check` and `render` all run on.
+//!
+//! [`Config::load`] reads `relay.toml`, refuses unknown keys, resolves names (projects,
+//! destinations, templates, environment variables), compiles every template and renders
+//! each against sample events, collecting every problem with its file, line, column and
+//! key. A config that loads is one the relay fully understands; there is no half state.
+//! Reloading is loading again and swapping the result in.
+
+mod raw;
+mod source;
+mod templates;
+mod validate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use source::{Location, Problem};
+
+use crate::destination::Destination;
+use crate::links::Links;
+use crate::render::{Markup, Renderer};
+use crate::rules::RuleSet;
+
+/// The config file used when none is named.
+pub const DEFAULT_PATH: &str = "relay.toml";
+
+/// A destination with the markup its messages are rendered in.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where and how to send.
+    pub destination: Destination,
+    /// How text is escaped and styled for it.
+    pub markup: Markup,
+}
+
+/// `[server]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Path RedBrick posts to, starting with `/`.
+    pub path: String,
+}
+
+/// A fully checked configuration.
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The inbound server.
+    pub server: ServerConfig,
+    /// Links into the RedBrick app.
+    pub links: Links,
+    /// Friendly project names by id.
+    pub projects: HashMap<String, String>,
+    /// Destinations by name.
+    pub targets: BTreeMap<String, Target>,
+    /// Rules, indexed.
+    pub rules: RuleSet,
+    /// Compiled templates.
+    pub renderer: Renderer,
+    /// Things that work but are probably not what the user meant.
+    pub warnings: Vec<Problem>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("server", &self.server)
+            .field("targets", &self.targets.keys().collect::<Vec<_>>())
+            .field("rules", &self.rules.rules().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file was read and has problems; every one found is listed.
+    #[error("{}", list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl ConfigError {
+    /// Every problem, one per entry (a read error is one problem without a key).
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid(problems) => problems.iter().map(Problem::to_string).collect(),
+            read => vec![read.to_string()],
+        }
+    }
+}
+
+fn list(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    lines.join("\n")
+}
+
+impl Config {
+    /// Reads and checks the file at `path`, taking `${VAR}` values from the process
+    /// environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::load`], with the environment given.
+    pub fn load_with_env(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        validate::validate(path, &text, &env).map_err(ConfigError::Invalid)
+    }
+
+    /// The friendly name of a project, if it has one.
+    pub fn project_name(&self, id: &str) -> Option<&str> {
+        self.projects.get(id).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests;

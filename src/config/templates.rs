@@ -1,0 +1,278 @@
+//! Finding, compiling and trying out the templates the rules name.
+//!
+//! A rule names a file in `templates_dir`, gives inline `text`, or takes the shipped
+//! default for the event type (a file of the same name in `templates_dir` overrides it).
+//! Every template a rule can reach is rendered against a sample event of each type it can
+//! see, for every markup, in strict mode: a misspelt variable fails here, not at 3 a.m.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+
+use super::raw::RawRule;
+use super::source::{Location, Problem, Source};
+use crate::event::{Event, EventKind};
+use crate::links::Links;
+use crate::render::{event_context, with_route, Markup, Renderer};
+use crate::rules::{Rule, TemplateChoice};
+
+/// The shipped default templates, used when `templates_dir` has no file of that name.
+const DEFAULTS: [(&str, &str); 3] = [
+    (
+        "task-created",
+        include_str!("../../templates/task-created.hbs"),
+    ),
+    (
+        "task-entered-stage",
+        include_str!("../../templates/task-entered-stage.hbs"),
+    ),
+    (
+        "task-deleted",
+        include_str!("../../templates/task-deleted.hbs"),
+    ),
+];
+
+/// Where a template's text came from, to point at it when it fails.
+#[derive(Debug, Clone)]
+enum Origin {
+    File(PathBuf),
+    Inline(Location),
+    Shipped,
+}
+
+/// Loads templates into a [`Renderer`] and remembers where each came from.
+pub(super) struct TemplateLoader {
+    dir: PathBuf,
+    renderer: Renderer,
+    origins: HashMap<String, Origin>,
+    defaults_loaded: bool,
+}
+
+impl TemplateLoader {
+    pub(super) fn new(dir: &Path) -> TemplateLoader {
+        TemplateLoader {
+            dir: dir.to_owned(),
+            renderer: Renderer::new(),
+            origins: HashMap::new(),
+            defaults_loaded: false,
+        }
+    }
+
+    pub(super) fn into_renderer(self) -> Renderer {
+        self.renderer
+    }
+
+    /// Resolves a rule's `template` or `text`, compiling what it names.
+    pub(super) fn choose(
+        &mut self,
+        config: &Source<'_>,
+        rule: &RawRule,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<TemplateChoice> {
+        match (&rule.template, &rule.text) {
+            (Some(template), Some(_)) => {
+                let message = "set `template` or `text`, not both".to_owned();
+                problems.push(config.problem(template.span(), key, message));
+                None
+            }
+            (None, Some(text)) => {
+                let name = format!("(inline text of rule `{}`)", rule.name.get_ref());
+                let origin = Origin::Inline(config.locate(text.span().start));
+                self.compile(
+                    &name,
+                    text.get_ref(),
+                    origin,
+                    &format!("{key}.text"),
+                    problems,
+                )?;
+                Some(TemplateChoice::Named(name))
+            }
+            (Some(template), None) => {
+                let name = template.get_ref();
+                let key = format!("{key}.template");
+                self.load_named(name, config, template.span(), &key, problems)
+            }
+            (None, None) => {
+                self.load_defaults(config, problems);
+                Some(TemplateChoice::Default)
+            }
+        }
+    }
+
+    fn load_named(
+        &mut self,
+        name: &str,
+        config: &Source<'_>,
+        span: Range<usize>,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<TemplateChoice> {
+        if self.renderer.has(name) {
+            return Some(TemplateChoice::Named(name.to_owned()));
+        }
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let shipped = DEFAULTS.iter().find(|(default, _)| *default == name);
+        let path = self.dir.join(format!("{name}.hbs"));
+        let text = match (valid, std::fs::read_to_string(&path), shipped) {
+            (false, _, _) => Err(format!(
+                "`{name}` is not a template name: use letters, digits, `-`, `_` and `.`"
+            )),
+            (true, Ok(text), _) => Ok((text, Origin::File(path))),
+            (true, Err(_), Some((_, text))) => Ok(((*text).to_owned(), Origin::Shipped)),
+            (true, Err(err), None) => Err(format!(
+                "template `{name}` not found: cannot read `{}`: {err}",
+                path.display()
+            )),
+        };
+        match text {
+            Ok((text, origin)) => {
+                self.compile(name, &text, origin, key, problems)?;
+                Some(TemplateChoice::Named(name.to_owned()))
+            }
+            Err(message) => {
+                problems.push(config.problem(span, key, message));
+                None
+            }
+        }
+    }
+
+    fn load_defaults(&mut self, config: &Source<'_>, problems: &mut Vec<Problem>) {
+        if std::mem::replace(&mut self.defaults_loaded, true) {
+            return;
+        }
+        for (name, _) in DEFAULTS {
+            let key = format!("templates_dir/{name}.hbs");
+            self.load_named(name, config, 0..0, &key, problems);
+        }
+    }
+
+    fn compile(
+        &mut self,
+        name: &str,
+        text: &str,
+        origin: Origin,
+        key: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<()> {
+        match self.renderer.add(name, text) {
+            Ok(()) => {
+                self.origins.insert(name.to_owned(), origin);
+                Some(())
+            }
+            Err(err) => {
+                let message = format!("template does not compile: {}", err.reason);
+                problems.push(located(&origin, err.position, key, message, name));
+                None
+            }
+        }
+    }
+
+    /// Renders every reachable (template, event type) pair for every markup.
+    pub(super) fn check_samples(&self, rules: &[Rule], problems: &mut Vec<Problem>, links: &Links) {
+        let mut checked = BTreeSet::new();
+        for (index, rule) in rules.iter().enumerate() {
+            let kinds = rule
+                .events
+                .clone()
+                .unwrap_or_else(|| EventKind::ALL.to_vec());
+            for kind in kinds {
+                let name = match &rule.template {
+                    TemplateChoice::Default => kind.default_template(),
+                    TemplateChoice::Named(name) => name.as_str(),
+                };
+                if checked.insert((name.to_owned(), kind)) {
+                    self.try_sample(name, kind, index, links, problems);
+                }
+            }
+        }
+    }
+
+    fn try_sample(
+        &self,
+        name: &str,
+        kind: EventKind,
+        rule: usize,
+        links: &Links,
+        problems: &mut Vec<Problem>,
+    ) {
+        let sample = sample_event(kind);
+        let context = with_route(
+            event_context(&sample, Some("Chest CT"), links),
+            "sample",
+            "x",
+        );
+        for markup in Markup::ALL {
+            if let Err(err) = self.renderer.render(name, markup, &context) {
+                let origin = self.origins.get(name).cloned().unwrap_or(Origin::Shipped);
+                let message = format!("fails on a sample {kind} event: {}", err.reason);
+                let key = format!("rules[{rule}]");
+                problems.push(located(&origin, None, &key, message, name));
+                return;
+            }
+        }
+    }
+}
+
+/// A realistic event of each type, for trying templates out.
+pub fn sample_event(kind: EventKind) -> Event {
+    let stage = (kind == EventKind::TaskEnteredStage).then(|| "Review_1".to_owned());
+    let task_name = (kind != EventKind::TaskEnteredStage).then(|| "CT_chest_0001.nii.gz".into());
+    Event {
+        kind,
+        id: "5f0e6c1a-2b3c-4d5e-8f90-1a2b3c4d5e6f".into(),
+        timestamp: json!(1_717_171_717_171_i64),
+        time: Utc.timestamp_millis_opt(1_717_171_717_171).unwrap(),
+        org_id: "0b6c9a7e-1111-4a2b-9c3d-000000000001".into(),
+        project_id: "7d3f2e10-2222-4b3c-8d4e-000000000002".into(),
+        task_id: "c4a1b2d3-3333-4c4d-9e5f-000000000003".into(),
+        task_name,
+        stage,
+        updated_by: Some("annotator@example.com".into()),
+    }
+}
+
+/// A problem inside a template: at its line and column for a file, at the `text` value
+/// (with the template's own line and column in the message) for inline text.
+fn located(
+    origin: &Origin,
+    position: Option<(usize, usize)>,
+    key: &str,
+    message: String,
+    name: &str,
+) -> Problem {
+    let (line, column) = position.unwrap_or((1, 1));
+    let (location, message) = match origin {
+        Origin::File(path) => (
+            Location {
+                file: path.clone(),
+                line,
+                column,
+            },
+            message,
+        ),
+        Origin::Inline(at) => (
+            at.clone(),
+            format!("{message} (template line {line}, column {column})"),
+        ),
+        Origin::Shipped => (
+            Location {
+                file: PathBuf::from(format!("(shipped) {name}.hbs")),
+                line,
+                column,
+            },
+            message,
+        ),
+    };
+    Problem {
+        location,
+        key: key.to_owned(),
+        message,
+    }
+}

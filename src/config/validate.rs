@@ -1,0 +1,460 @@
+//! The one pass that turns the raw file into a checked [`Config`].
+//!
+//! Every problem is collected rather than stopping at the first, so that `check` can
+//! list them all at once. Secrets (URLs, tokens) are never quoted in a problem.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::Url;
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawDestination, RawRule, Text};
+use super::source::{expand_env, Problem, Source};
+use super::templates::TemplateLoader;
+use super::{Config, ServerConfig, Target};
+use crate::destination::{Destination, Kind};
+use crate::event::EventKind;
+use crate::links::Links;
+use crate::render::Markup;
+use crate::rules::{Pattern, Rule, RuleSet, TemplateChoice};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+const DEFAULT_PATH: &str = "/redbrick";
+const DEFAULT_APP_URL: &str = "https://app.redbrickai.com";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Collects problems while checking; `Source` turns spans into places.
+struct Checker<'a> {
+    source: Source<'a>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: String) {
+        let problem = self.source.problem(span, key, message);
+        self.problems.push(problem);
+    }
+
+    fn warn(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: String) {
+        let problem = self.source.problem(span, key, message);
+        self.warnings.push(problem);
+    }
+
+    /// Expands `${VAR}`s in a value, reporting an unset variable at the value.
+    fn expand(&mut self, value: &Text, key: &str) -> Option<String> {
+        match expand_env(value.get_ref(), self.env) {
+            Ok(text) => Some(text),
+            Err(name) => {
+                let message = format!("environment variable `{name}` is not set");
+                self.problem(value.span(), key, message);
+                None
+            }
+        }
+    }
+}
+
+/// Checks `text` (the contents of `path`) completely.
+pub(super) fn validate(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<Problem>> {
+    let source = Source { path, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|err| vec![parse_problem(&source, &err)])?;
+    let mut checker = Checker {
+        source,
+        env,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+
+    let server = server(&mut checker, &raw);
+    let app_url = text_or(&raw.redbrick.app_url, DEFAULT_APP_URL);
+    let projects = projects(&raw);
+    let targets = destinations(&mut checker, &raw.destinations);
+    let base = path.parent().unwrap_or(Path::new("."));
+    let templates_dir = base.join(text_or(&raw.templates_dir, "templates"));
+    let mut loader = TemplateLoader::new(&templates_dir);
+    let rules = rules(&mut checker, &raw, &targets, &mut loader);
+    loader.check_samples(&rules, &mut checker.problems, &Links::new(&app_url));
+    warn_unused(&mut checker, &raw, &rules);
+
+    if !checker.problems.is_empty() {
+        return Err(checker.problems);
+    }
+    Ok(Config {
+        path: path.to_owned(),
+        server: server.expect("server is valid when no problem was found"),
+        links: Links::new(&app_url),
+        projects: projects
+            .into_iter()
+            .map(|(id, name)| (id, name.into_inner()))
+            .collect(),
+        targets,
+        rules: RuleSet::new(rules),
+        renderer: loader.into_renderer(),
+        warnings: checker.warnings,
+    })
+}
+
+fn parse_problem(source: &Source<'_>, err: &toml::de::Error) -> Problem {
+    let span = err.span().unwrap_or(0..0);
+    let key = source.text.get(span.clone()).unwrap_or("").trim();
+    let key = if key.is_empty() || key.len() > 60 {
+        "(file)"
+    } else {
+        key
+    };
+    source.problem(span, key, err.message().trim().to_owned())
+}
+
+fn text_or(value: &Option<Text>, default: &str) -> String {
+    value
+        .as_ref()
+        .map_or_else(|| default.to_owned(), |v| v.get_ref().clone())
+}
+
+fn server(checker: &mut Checker<'_>, raw: &RawConfig) -> Option<ServerConfig> {
+    let listen = match &raw.server.listen {
+        None => Some(
+            DEFAULT_LISTEN
+                .parse()
+                .expect("the default listen address parses"),
+        ),
+        Some(value) => match value.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                let message = format!(
+                    "`{}` is not an address and port such as `127.0.0.1:8787`",
+                    value.get_ref()
+                );
+                checker.problem(value.span(), "server.listen", message);
+                None
+            }
+        },
+    };
+    let path = text_or(&raw.server.path, DEFAULT_PATH);
+    if !path.starts_with('/') {
+        let span = raw.server.path.as_ref().map_or(0..0, Spanned::span);
+        checker.problem(span, "server.path", format!("`{path}` must start with `/`"));
+        return None;
+    }
+    Some(ServerConfig {
+        listen: listen?,
+        path: path.trim_end_matches('/').to_owned(),
+    })
+}
+
+fn projects(raw: &RawConfig) -> BTreeMap<String, Text> {
+    raw.projects.clone()
+}
+
+fn destinations(
+    checker: &mut Checker<'_>,
+    raw: &BTreeMap<String, Spanned<RawDestination>>,
+) -> BTreeMap<String, Target> {
+    let mut targets = BTreeMap::new();
+    for (name, spanned) in raw {
+        let key = format!("destinations.{name}");
+        if let Some(target) = destination(checker, name, spanned.get_ref(), &key) {
+            targets.insert(name.clone(), target);
+        }
+    }
+    targets
+}
+
+fn destination(
+    checker: &mut Checker<'_>,
+    name: &str,
+    raw: &RawDestination,
+    key: &str,
+) -> Option<Target> {
+    let timeout = match &raw.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(value) => duration(checker, value, &format!("{key}.timeout"))?,
+    };
+    let (kind, markup) = match raw.kind.get_ref().as_str() {
+        "console" => (Kind::Console, Markup::Plain),
+        "slack" => (
+            Kind::Slack {
+                url: url(checker, raw, key)?,
+            },
+            Markup::Slack,
+        ),
+        "teams" => (
+            Kind::Teams {
+                url: url(checker, raw, key)?,
+            },
+            Markup::Teams,
+        ),
+        other => {
+            let message = format!("unknown kind `{other}`; expected `slack`, `teams` or `console`");
+            checker.problem(raw.kind.span(), format!("{key}.kind"), message);
+            return None;
+        }
+    };
+    let destination = Destination {
+        name: name.to_owned(),
+        kind,
+        timeout,
+    };
+    Some(Target {
+        destination,
+        markup,
+    })
+}
+
+/// Parses a duration such as `10s`, `5m` or `7d`.
+fn duration(checker: &mut Checker<'_>, value: &Text, key: &str) -> Option<Duration> {
+    match humantime::parse_duration(value.get_ref()) {
+        Ok(duration) if !duration.is_zero() => Some(duration),
+        _ => {
+            let message = format!(
+                "`{}` is not a duration such as `10s` or `5m`",
+                value.get_ref()
+            );
+            checker.problem(value.span(), key, message);
+            None
+        }
+    }
+}
+
+/// The webhook URL from `url` or `url_file`, checked without ever quoting it.
+fn url(checker: &mut Checker<'_>, raw: &RawDestination, key: &str) -> Option<Url> {
+    let (text, span, field) = match (&raw.url, &raw.url_file) {
+        (Some(url), None) => (
+            checker.expand(url, &format!("{key}.url"))?,
+            url.span(),
+            "url",
+        ),
+        (None, Some(file)) => (read_url_file(checker, file, key)?, file.span(), "url_file"),
+        (Some(url), Some(_)) => {
+            let message = "set `url` or `url_file`, not both".to_owned();
+            checker.problem(url.span(), format!("{key}.url"), message);
+            return None;
+        }
+        (None, None) => {
+            let message = "this kind needs `url` (or `url_file`) with the webhook URL".to_owned();
+            checker.problem(raw.kind.span(), key, message);
+            return None;
+        }
+    };
+    match Url::parse(text.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+            Some(url)
+        }
+        _ => {
+            let message = "is not an http(s) URL (the value is not shown: it is a secret)";
+            checker.problem(span, format!("{key}.{field}"), message.to_owned());
+            None
+        }
+    }
+}
+
+fn read_url_file(checker: &mut Checker<'_>, file: &Text, key: &str) -> Option<String> {
+    let key = format!("{key}.url_file");
+    let path = checker.expand(file, &key)?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_owned()),
+        Err(err) => {
+            checker.problem(file.span(), key, format!("cannot read `{path}`: {err}"));
+            None
+        }
+    }
+}
+
+fn rules(
+    checker: &mut Checker<'_>,
+    raw: &RawConfig,
+    targets: &BTreeMap<String, Target>,
+    loader: &mut TemplateLoader,
+) -> Vec<Rule> {
+    let resolver = ProjectResolver::new(&raw.projects);
+    let mut names = HashSet::new();
+    let mut rules = Vec::new();
+    for (index, spanned) in raw.rules.iter().enumerate() {
+        let rule = spanned.get_ref();
+        let key = format!("rules[{index}]");
+        if !names.insert(rule.name.get_ref().clone()) {
+            let message = format!("rule name `{}` is used twice", rule.name.get_ref());
+            checker.problem(rule.name.span(), format!("{key}.name"), message);
+        }
+        if let Some(rule) = one_rule(checker, rule, &key, &resolver, targets, loader) {
+            rules.push(rule);
+        }
+    }
+    rules
+}
+
+fn one_rule(
+    checker: &mut Checker<'_>,
+    raw: &RawRule,
+    key: &str,
+    resolver: &ProjectResolver,
+    targets: &BTreeMap<String, Target>,
+    loader: &mut TemplateLoader,
+) -> Option<Rule> {
+    let problems_before = checker.problems.len();
+    let name = raw.name.get_ref().clone();
+    if name.trim().is_empty() {
+        checker.problem(
+            raw.name.span(),
+            format!("{key}.name"),
+            "must not be empty".into(),
+        );
+    }
+
+    let events = raw
+        .events
+        .as_ref()
+        .map(|list| event_kinds(checker, list, key));
+    let projects = raw
+        .projects
+        .as_ref()
+        .map(|list| resolver.resolve_all(checker, list, &format!("{key}.projects")));
+    let exclude_key = format!("{key}.exclude_projects");
+    let exclude_projects = raw.exclude_projects.as_ref().map_or_else(Vec::new, |list| {
+        resolver.resolve_all(checker, list, &exclude_key)
+    });
+    let patterns = |list: &Vec<Text>| list.iter().map(|p| Pattern::new(p.get_ref())).collect();
+    let stages: Option<Vec<Pattern>> = raw.stages.as_ref().map(patterns);
+    let exclude_stages = raw.exclude_stages.as_ref().map_or_else(Vec::new, patterns);
+    let to = destination_names(checker, raw, key, targets);
+    let template = loader.choose(&checker.source, raw, key, &mut checker.problems);
+
+    if checker.problems.len() > problems_before {
+        return None;
+    }
+    Some(Rule {
+        name,
+        events,
+        projects,
+        exclude_projects,
+        stages,
+        exclude_stages,
+        to,
+        template: template.unwrap_or(TemplateChoice::Default),
+        stop: raw.stop,
+    })
+}
+
+fn event_kinds(checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<EventKind> {
+    let mut kinds = Vec::new();
+    for (index, name) in list.iter().enumerate() {
+        match EventKind::parse(name.get_ref()) {
+            Some(kind) => kinds.push(kind),
+            None => {
+                let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                let message = format!(
+                    "unknown event `{}`; expected one of {}",
+                    name.get_ref(),
+                    known.join(", ")
+                );
+                checker.problem(name.span(), format!("{key}.events[{index}]"), message);
+            }
+        }
+    }
+    kinds
+}
+
+fn destination_names(
+    checker: &mut Checker<'_>,
+    raw: &RawRule,
+    key: &str,
+    targets: &BTreeMap<String, Target>,
+) -> Vec<String> {
+    if raw.to.get_ref().is_empty() {
+        let message = "a rule needs at least one destination".to_owned();
+        checker.problem(raw.to.span(), format!("{key}.to"), message);
+    }
+    let mut names = Vec::new();
+    for (index, name) in raw.to.get_ref().iter().enumerate() {
+        if targets.contains_key(name.get_ref()) {
+            names.push(name.get_ref().clone());
+            continue;
+        }
+        let defined: Vec<&str> = targets.keys().map(String::as_str).collect();
+        let message = format!(
+            "unknown destination `{}` (defined: {})",
+            name.get_ref(),
+            if defined.is_empty() {
+                "none".to_owned()
+            } else {
+                defined.join(", ")
+            }
+        );
+        checker.problem(name.span(), format!("{key}.to[{index}]"), message);
+    }
+    names
+}
+
+/// Turns the ids and friendly names users write into project ids.
+struct ProjectResolver {
+    by_name: HashMap<String, String>,
+    ids: HashSet<String>,
+}
+
+impl ProjectResolver {
+    fn new(projects: &BTreeMap<String, Text>) -> ProjectResolver {
+        ProjectResolver {
+            by_name: projects
+                .iter()
+                .map(|(id, name)| (name.get_ref().clone(), id.clone()))
+                .collect(),
+            ids: projects.keys().cloned().collect(),
+        }
+    }
+
+    fn resolve_all(&self, checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (index, value) in list.iter().enumerate() {
+            match self.resolve(value.get_ref()) {
+                Some(id) => ids.push(id),
+                None => {
+                    let message = format!(
+                        "unknown project `{}`: not a name in [projects] nor a project id",
+                        value.get_ref()
+                    );
+                    checker.problem(value.span(), format!("{key}[{index}]"), message);
+                }
+            }
+        }
+        ids
+    }
+
+    fn resolve(&self, value: &str) -> Option<String> {
+        if let Some(id) = self.by_name.get(value) {
+            return Some(id.clone());
+        }
+        (self.ids.contains(value) || looks_like_id(value)).then(|| value.to_owned())
+    }
+}
+
+/// RedBrick ids are UUIDs: 8-4-4-4-12 hexadecimal digits.
+fn looks_like_id(value: &str) -> bool {
+    let groups: Vec<&str> = value.split('-').collect();
+    let lengths = [8, 4, 4, 4, 12];
+    groups.len() == lengths.len()
+        && groups
+            .iter()
+            .zip(lengths)
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn warn_unused(checker: &mut Checker<'_>, raw: &RawConfig, rules: &[Rule]) {
+    let used: HashSet<&str> = rules
+        .iter()
+        .flat_map(|r| r.to.iter().map(String::as_str))
+        .collect();
+    for (name, destination) in &raw.destinations {
+        if !used.contains(name.as_str()) {
+            let message = "no rule sends to this destination".to_owned();
+            checker.warn(destination.span(), format!("destinations.{name}"), message);
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Slack incoming webhooks: a `{"text": ...}` body, and Slack's way of answering.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{classify_status, describe, truncate_chars, Outcome};
+
+/// Slack cuts `text` above this many characters; the relay cuts first, visibly.
+pub const MAX_TEXT_CHARS: usize = 40_000;
+
+/// Error bodies Slack documents as permanent, whatever status carries them.
+const PERMANENT_ERRORS: &[&str] = &[
+    "invalid_payload",
+    "no_text",
+    "user_not_found",
+    "action_prohibited",
+    "invalid_token",
+    "channel_not_found",
+    "no_service",
+    "channel_is_archived",
+    "team_disabled",
+    "too_many_attachments",
+    "posting_to_general_channel_denied",
+];
+
+pub(super) fn body(text: &str) -> Vec<u8> {
+    let text = truncate_chars(text, MAX_TEXT_CHARS);
+    json!({ "text": text }).to_string().into_bytes()
+}
+
+/// Only 200 is success. The error body decides before the status does, because Slack's
+/// status codes for the same error vary between sources.
+pub(super) fn classify(status: StatusCode, text: &str, after: Option<Duration>) -> Outcome {
+    if status == StatusCode::OK {
+        return Outcome::Sent;
+    }
+    if status != StatusCode::TOO_MANY_REQUESTS && PERMANENT_ERRORS.contains(&text.trim()) {
+        return Outcome::Permanent {
+            reason: describe(status, text),
+        };
+    }
+    classify_status(status, text, after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_by_status_and_body() {
+        let retry = |status: u16, text: &str| {
+            let status = StatusCode::from_u16(status).unwrap();
+            matches!(classify(status, text, None), Outcome::Retry { .. })
+        };
+
+        assert_eq!(classify(StatusCode::OK, "ok", None), Outcome::Sent);
+        assert!(retry(500, "rollup_error"));
+        assert!(retry(429, "rate_limited"));
+        assert!(retry(503, ""));
+        assert!(!retry(404, "no_service"));
+        assert!(!retry(500, "invalid_token"));
+        assert!(!retry(400, "invalid_payload"));
+        assert!(!retry(201, ""));
+    }
+
+    #[test]
+    fn long_text_is_cut_below_the_limit() {
+        let body = body(&"x".repeat(MAX_TEXT_CHARS + 10));
+
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let text = value["text"].as_str().unwrap();
+        assert_eq!(text.chars().count(), MAX_TEXT_CHARS);
+        assert!(text.ends_with("… (truncated)"));
+    }
+}

@@ -1,0 +1,116 @@
+//! Microsoft Teams Workflows webhooks: an Adaptive Card 1.4 in a `message` envelope.
+//!
+//! Workflows answer 202 before they look at the card, and a bad card then fails silently
+//! inside the flow, so the card built here is always well formed and within size.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use super::{classify_status, Outcome};
+
+/// Teams refuses messages over about 28 KB; stay well under it.
+pub const MAX_BODY_BYTES: usize = 24_000;
+
+pub(super) fn body(text: &str, link: Option<&str>) -> Vec<u8> {
+    let mut card = card(text, link);
+    let overhead = card.to_string().len() - json_len(text);
+    if overhead + json_len(text) > MAX_BODY_BYTES {
+        let fitted = fit(text, MAX_BODY_BYTES.saturating_sub(overhead));
+        card = self::card(&fitted, link);
+    }
+    card.to_string().into_bytes()
+}
+
+fn card(text: &str, link: Option<&str>) -> Value {
+    let actions: Vec<Value> = link
+        .map(|url| json!({"type": "Action.OpenUrl", "title": "Open in RedBrick", "url": url}))
+        .into_iter()
+        .collect();
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": [{"type": "TextBlock", "text": text, "wrap": true}],
+                "actions": actions,
+            }
+        }]
+    })
+}
+
+/// Length of `text` once written as a JSON string.
+fn json_len(text: &str) -> usize {
+    serde_json::to_string(text).map_or(text.len() * 6, |s| s.len())
+}
+
+/// The longest visibly truncated prefix of `text` whose JSON form fits `budget` bytes.
+fn fit(text: &str, budget: usize) -> String {
+    let (mut low, mut high) = (0, text.chars().count());
+    while low < high {
+        let mid = (low + high).div_ceil(2);
+        if json_len(&super::truncate_chars(text, mid)) <= budget {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    super::truncate_chars(text, low)
+}
+
+/// Any 2xx is success (Workflows answer 202).
+pub(super) fn classify(status: StatusCode, text: &str, after: Option<Duration>) -> Outcome {
+    if status.is_success() {
+        Outcome::Sent
+    } else {
+        classify_status(status, text, after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_card_follows_the_workflows_shape() {
+        let body: Value = serde_json::from_slice(&body("hi", Some("https://x.test/p"))).unwrap();
+
+        let content = &body["attachments"][0]["content"];
+        assert_eq!(body["type"], "message");
+        assert_eq!(content["version"], "1.4");
+        assert_eq!(
+            content["body"][0],
+            json!({"type": "TextBlock", "text": "hi", "wrap": true})
+        );
+        assert_eq!(content["actions"][0]["url"], "https://x.test/p");
+    }
+
+    #[test]
+    fn oversized_text_is_cut_to_fit_the_size_limit() {
+        let text = "\"quoted\" ".repeat(10_000);
+
+        let body = body(&text, None);
+
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        let shown = value["attachments"][0]["content"]["body"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert!(body.len() <= MAX_BODY_BYTES, "{} bytes", body.len());
+        assert!(body.len() > MAX_BODY_BYTES - 100, "{} bytes", body.len());
+        assert!(shown.ends_with("… (truncated)"));
+    }
+
+    #[test]
+    fn any_2xx_is_success() {
+        assert_eq!(classify(StatusCode::ACCEPTED, "", None), Outcome::Sent);
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, "bad", None),
+            Outcome::Permanent { .. }
+        ));
+    }
+}

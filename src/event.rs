@@ -1,0 +1,389 @@
+//! The RedBrick webhook envelope: parsing, validation and normalisation.
+//!
+//! A request body becomes a [`Batch`] of typed [`Event`]s, or a precise [`EventError`]
+//! naming the element and field that was wrong. Unknown event types are not errors: they
+//! are set aside as [`Skipped`] so that the rest of the batch still goes through. This
+//! module knows nothing of rules, templates or HTTP.
+
+use std::fmt;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+
+/// Integers at or above this are taken as milliseconds, below it as seconds.
+const MILLIS_THRESHOLD: i64 = 1_000_000_000_000;
+
+/// The event types RedBrick documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// A data point was uploaded and became a task.
+    TaskCreated,
+    /// A task moved into a workflow stage.
+    TaskEnteredStage,
+    /// A task was deleted.
+    TaskDeleted,
+}
+
+impl EventKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [EventKind; 3] = [
+        EventKind::TaskCreated,
+        EventKind::TaskEnteredStage,
+        EventKind::TaskDeleted,
+    ];
+
+    /// The name RedBrick sends, for example `TASK_CREATED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::TaskCreated => "TASK_CREATED",
+            EventKind::TaskEnteredStage => "TASK_ENTERED_STAGE",
+            EventKind::TaskDeleted => "TASK_DELETED",
+        }
+    }
+
+    /// Parses the name RedBrick sends; `None` for a type this relay does not know.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
+    /// The name of the shipped default template for this kind.
+    pub fn default_template(self) -> &'static str {
+        match self {
+            EventKind::TaskCreated => "task-created",
+            EventKind::TaskEnteredStage => "task-entered-stage",
+            EventKind::TaskDeleted => "task-deleted",
+        }
+    }
+
+    fn required_fields(self) -> &'static [&'static str] {
+        match self {
+            EventKind::TaskEnteredStage => &["orgId", "projectId", "taskId", "stageName"],
+            EventKind::TaskCreated | EventKind::TaskDeleted => &["orgId", "projectId", "taskId"],
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One validated RedBrick event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Its type.
+    pub kind: EventKind,
+    /// RedBrick's id for the event, the key for recognising repeats.
+    pub id: String,
+    /// The timestamp exactly as sent (number or string), `null` when absent.
+    pub timestamp: Value,
+    /// When the event happened; the time of receipt when the timestamp is missing or
+    /// unreadable, since an event is never dropped over its timestamp.
+    pub time: DateTime<Utc>,
+    /// Organisation id.
+    pub org_id: String,
+    /// Project id.
+    pub project_id: String,
+    /// Task id.
+    pub task_id: String,
+    /// Task name; only `TASK_CREATED` and `TASK_DELETED` carry one.
+    pub task_name: Option<String>,
+    /// Stage name; only `TASK_ENTERED_STAGE` carries one.
+    pub stage: Option<String>,
+    /// Who caused the event, usually an e-mail address.
+    pub updated_by: Option<String>,
+}
+
+/// An element of `payload` that was not processed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its position in `payload`.
+    pub index: usize,
+    /// The event type it announced.
+    pub event: String,
+}
+
+/// Everything a valid envelope carried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// The events of known types, in payload order.
+    pub events: Vec<Event>,
+    /// Elements of unknown types, set aside.
+    pub skipped: Vec<Skipped>,
+    /// The envelope's `events` count, when it disagrees with the payload's length.
+    pub count_mismatch: Option<u64>,
+    /// Elements whose timestamp could not be read, so the time of receipt stands in.
+    pub unreadable_timestamps: Vec<usize>,
+}
+
+/// Why a body is not a valid RedBrick envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON at all.
+    #[error("body is not valid JSON: {0}")]
+    Json(String),
+    /// JSON, but a field is missing or of the wrong type.
+    #[error("`{path}` {problem}")]
+    Field {
+        /// Where, for example `payload[2].data.taskId`.
+        path: String,
+        /// What was wrong, for example `is missing`.
+        problem: String,
+    },
+}
+
+impl EventError {
+    fn field(path: impl Into<String>, problem: impl Into<String>) -> EventError {
+        EventError::Field {
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Parses and validates a request body; `now` stands in for unreadable timestamps.
+pub fn parse_body(body: &[u8], now: DateTime<Utc>) -> Result<Batch, EventError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|err| EventError::Json(err.to_string()))?;
+    parse_envelope(&value, now)
+}
+
+/// Validates an already parsed envelope.
+pub fn parse_envelope(value: &Value, now: DateTime<Utc>) -> Result<Batch, EventError> {
+    let envelope = value
+        .as_object()
+        .ok_or_else(|| EventError::field("(body)", "must be a JSON object"))?;
+    let payload = match envelope.get("payload") {
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(EventError::field("payload", "must be an array")),
+        None => return Err(EventError::field("payload", "is missing")),
+    };
+
+    let mut batch = Batch {
+        events: Vec::with_capacity(payload.len()),
+        skipped: Vec::new(),
+        count_mismatch: count_mismatch(envelope, payload.len())?,
+        unreadable_timestamps: Vec::new(),
+    };
+    for (index, item) in payload.iter().enumerate() {
+        parse_item(index, item, now, &mut batch)?;
+    }
+    Ok(batch)
+}
+
+fn count_mismatch(envelope: &Map<String, Value>, len: usize) -> Result<Option<u64>, EventError> {
+    match envelope.get("events") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_u64().filter(|&count| count != len as u64)),
+        Some(_) => Err(EventError::field("events", "must be a number")),
+    }
+}
+
+fn parse_item(
+    index: usize,
+    item: &Value,
+    now: DateTime<Utc>,
+    batch: &mut Batch,
+) -> Result<(), EventError> {
+    let at = |field: &str| format!("payload[{index}].{field}");
+    let object = item
+        .as_object()
+        .ok_or_else(|| EventError::field(format!("payload[{index}]"), "must be an object"))?;
+    let name = required_str(object, "event", &at)?;
+    let Some(kind) = EventKind::parse(name) else {
+        batch.skipped.push(Skipped {
+            index,
+            event: name.to_owned(),
+        });
+        return Ok(());
+    };
+
+    let id = required_str(object, "id", &at)?.to_owned();
+    let timestamp = object.get("timestamp").cloned().unwrap_or(Value::Null);
+    let time = timestamp_to_time(&timestamp).unwrap_or_else(|| {
+        batch.unreadable_timestamps.push(index);
+        now
+    });
+    let data = match object.get("data") {
+        Some(Value::Object(data)) => data,
+        Some(_) => return Err(EventError::field(at("data"), "must be an object")),
+        None => return Err(EventError::field(at("data"), "is missing")),
+    };
+    let data_at = |field: &str| at(&format!("data.{field}"));
+    for field in kind.required_fields() {
+        required_str(data, field, &data_at)?;
+    }
+
+    let text = |field: &str| optional_str(data, field, &data_at);
+    batch.events.push(Event {
+        kind,
+        id,
+        timestamp,
+        time,
+        org_id: text("orgId")?.unwrap_or_default(),
+        project_id: text("projectId")?.unwrap_or_default(),
+        task_id: text("taskId")?.unwrap_or_default(),
+        task_name: text("taskName")?,
+        stage: text("stageName")?,
+        updated_by: text("updatedBy")?,
+    });
+    Ok(())
+}
+
+fn required_str<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<&'a str, EventError> {
+    match object.get(field) {
+        Some(Value::String(text)) if !text.is_empty() => Ok(text),
+        Some(Value::String(_)) => Err(EventError::field(at(field), "must not be empty")),
+        Some(_) => Err(EventError::field(at(field), "must be a string")),
+        None => Err(EventError::field(at(field), "is missing")),
+    }
+}
+
+fn optional_str(
+    object: &Map<String, Value>,
+    field: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Option<String>, EventError> {
+    match object.get(field) {
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(Value::Null) | None => Ok(None),
+        Some(_) => Err(EventError::field(at(field), "must be a string")),
+    }
+}
+
+/// Reads a RedBrick timestamp: an integer in seconds or milliseconds, or an RFC 3339
+/// string (also accepted as a string of digits).
+pub fn timestamp_to_time(timestamp: &Value) -> Option<DateTime<Utc>> {
+    match timestamp {
+        Value::Number(n) => match n.as_i64() {
+            Some(whole) => epoch_to_time(whole),
+            None => n.as_f64().and_then(|f| epoch_to_time(f as i64)),
+        },
+        Value::String(text) => match text.trim().parse::<i64>() {
+            Ok(whole) => epoch_to_time(whole),
+            Err(_) => DateTime::parse_from_rfc3339(text.trim())
+                .ok()
+                .map(|time| time.with_timezone(&Utc)),
+        },
+        _ => None,
+    }
+}
+
+fn epoch_to_time(value: i64) -> Option<DateTime<Utc>> {
+    if value.abs() >= MILLIS_THRESHOLD {
+        Utc.timestamp_millis_opt(value).single()
+    } else {
+        Utc.timestamp_opt(value, 0).single()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000, 0).unwrap()
+    }
+
+    fn stage_event(timestamp: Value) -> Value {
+        json!({
+            "event": "TASK_ENTERED_STAGE", "id": "e1", "timestamp": timestamp,
+            "data": {"orgId": "o", "projectId": "p", "taskId": "t", "stageName": "Review_1",
+                     "updatedBy": "a@example.com"}
+        })
+    }
+
+    #[test]
+    fn seconds_and_milliseconds_give_the_same_time() {
+        let seconds = timestamp_to_time(&json!(1_717_171_717));
+        let millis = timestamp_to_time(&json!(1_717_171_717_000_i64));
+
+        assert_eq!(seconds, millis);
+        assert_eq!(seconds.unwrap().to_rfc3339(), "2024-05-31T16:08:37+00:00");
+    }
+
+    #[test]
+    fn rfc3339_strings_are_read() {
+        let time = timestamp_to_time(&json!("2024-05-31T18:08:37+02:00")).unwrap();
+
+        assert_eq!(time.timestamp(), 1_717_171_717);
+    }
+
+    #[test]
+    fn unreadable_timestamp_keeps_the_event_with_the_receipt_time() {
+        let body = json!({"version": "v1.0", "events": 1, "payload": [stage_event(json!("soon"))]});
+
+        let batch = parse_envelope(&body, now()).unwrap();
+
+        assert_eq!(batch.events[0].time, now());
+        assert_eq!(batch.events[0].timestamp, json!("soon"));
+        assert_eq!(batch.unreadable_timestamps, vec![0]);
+    }
+
+    #[test]
+    fn unknown_types_are_skipped_and_the_rest_kept() {
+        let body = json!({"events": 2, "payload": [
+            {"event": "TASK_ARCHIVED", "id": "x"}, stage_event(json!(1))
+        ]});
+
+        let batch = parse_envelope(&body, now()).unwrap();
+
+        assert_eq!(batch.events.len(), 1);
+        assert_eq!(
+            batch.skipped,
+            vec![Skipped {
+                index: 0,
+                event: "TASK_ARCHIVED".into()
+            }]
+        );
+        assert_eq!(batch.count_mismatch, None);
+    }
+
+    #[test]
+    fn a_count_that_disagrees_is_reported_not_refused() {
+        let body = json!({"events": 5, "payload": [stage_event(json!(1))]});
+
+        let batch = parse_envelope(&body, now()).unwrap();
+
+        assert_eq!(batch.count_mismatch, Some(5));
+    }
+
+    #[test]
+    fn missing_fields_are_named_with_their_element() {
+        let mut second = stage_event(json!(1));
+        second["data"].as_object_mut().unwrap().remove("stageName");
+        let body = json!({"payload": [stage_event(json!(1)), second]});
+
+        let err = parse_envelope(&body, now()).unwrap_err();
+
+        assert_eq!(err.to_string(), "`payload[1].data.stageName` is missing");
+    }
+
+    #[test]
+    fn envelope_shape_errors_are_precise() {
+        let cases = [
+            (json!(null), "`(body)` must be a JSON object"),
+            (json!([]), "`(body)` must be a JSON object"),
+            (json!({}), "`payload` is missing"),
+            (json!({"payload": {}}), "`payload` must be an array"),
+            (json!({"payload": [1]}), "`payload[0]` must be an object"),
+            (
+                json!({"payload": [{"event": "TASK_CREATED", "id": "e", "timestamp": 1}]}),
+                "`payload[0].data` is missing",
+            ),
+        ];
+
+        for (body, expected) in cases {
+            let err = parse_envelope(&body, now()).unwrap_err();
+            assert_eq!(err.to_string(), expected, "for body {body}");
+        }
+    }
+}

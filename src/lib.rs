@@ -1,0 +1,29 @@
+//! redbrick-relay turns RedBrick AI project webhooks into Slack and Teams messages.
+//!
+//! # Layout
+//!
+//! One event travels one way through these modules:
+//!
+//! - [`server`]: HTTP in: path, method, content type and size checks; JSON answers.
+//! - [`event`]: the RedBrick envelope parsed, validated and normalised.
+//! - [`rules`]: which rules an event matches (indexed by event type and project).
+//! - [`render`]: Handlebars with per-destination escaping and helpers.
+//! - [`route`]: rules and templates applied to one event: ready-to-send messages.
+//! - [`deliver`]: one worker per destination, sending in order.
+//! - [`destination`]: Slack, Teams and console bodies, and what their answers mean.
+//!
+//! Beside the flow: [`config`] (the checked `relay.toml`), [`links`] (URLs into the
+//! RedBrick app), [`cli`] and [`commands`] (the command line), [`logging`].
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod deliver;
+pub mod destination;
+pub mod event;
+pub mod links;
+pub mod logging;
+pub mod render;
+pub mod route;
+pub mod rules;
+pub mod server;
