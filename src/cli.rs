@@ -5,9 +5,12 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::config::DEFAULT_PATH;
+use crate::outbox::State;
 
 /// Relays RedBrick AI project webhooks to Slack, Microsoft Teams and the console.
 #[derive(Debug, Parser)]
@@ -39,6 +42,53 @@ pub enum Command {
     Check,
     /// Print the messages an event would produce, without sending anything.
     Render(RenderArgs),
+    /// List deliveries with their attempts, last error and age.
+    Deliveries(DeliveriesArgs),
+    /// Put dead letters back in the queue (works while the relay runs).
+    Replay(ReplayArgs),
+    /// Delete old sent deliveries or dead letters from the outbox.
+    Purge(PurgeArgs),
+}
+
+/// Options of `deliveries`.
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// Only deliveries in this state: pending, sent or dead.
+    #[arg(long)]
+    pub state: Option<State>,
+    /// Only deliveries to this destination.
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// Options of `replay`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["ids", "dead"])))]
+pub struct ReplayArgs {
+    /// Ids of dead deliveries, as `deliveries` lists them.
+    pub ids: Vec<i64>,
+    /// Every dead delivery (of `--destination`, if given).
+    #[arg(long, conflicts_with = "ids")]
+    pub dead: bool,
+    /// With `--dead`: only this destination's dead letters.
+    #[arg(long, requires = "dead")]
+    pub destination: Option<String>,
+}
+
+/// Options of `purge`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).multiple(true)
+    .args(["sent_older_than", "dead_older_than"])))]
+pub struct PurgeArgs {
+    /// Delete sent deliveries older than this, for example `7d`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub sent_older_than: Option<Duration>,
+    /// Delete dead letters older than this, for example `30d`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub dead_older_than: Option<Duration>,
 }
 
 /// Options of `render`.

@@ -23,6 +23,8 @@ pub mod destination;
 pub mod event;
 pub mod links;
 pub mod logging;
+pub mod outbox;
+pub mod relay;
 pub mod render;
 pub mod route;
 pub mod rules;

@@ -1,6 +1,7 @@
 //! The subcommands' work, each turning its outcome into an exit code in one place.
 
 mod check;
+mod outbox;
 mod render;
 mod serve;
 
@@ -16,6 +17,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve::run(&config_path),
         Command::Check => check::run(&config_path),
         Command::Render(args) => render::run(&config_path, &args),
+        Command::Deliveries(args) => outbox::deliveries(&config_path, &args),
+        Command::Replay(args) => outbox::replay(&config_path, &args),
+        Command::Purge(args) => outbox::purge(&config_path, &args),
     }
 }
 

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::deliver::Deliverer;
-use crate::server::{self, AppState};
+use crate::relay;
 
 /// Runs the relay until SIGINT or SIGTERM.
 pub fn run(path: &Path) -> ExitCode {
@@ -41,13 +40,16 @@ async fn serve(config: crate::config::Config) -> ExitCode {
         config = %config.path.display(), "relay listening");
 
     let (_config_tx, config_rx) = watch::channel(Arc::new(config));
-    let state = AppState {
-        deliverer: Deliverer::new(config_rx.clone()),
-        config: config_rx,
-    };
-    server::run(listener, state, shutdown_signal()).await;
-    tracing::info!("relay stopped");
-    ExitCode::SUCCESS
+    match relay::run(listener, config_rx, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("relay stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

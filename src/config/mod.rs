@@ -7,17 +7,20 @@
 //! Reloading is loading again and swapping the result in.
 
 mod raw;
+mod server;
 mod source;
 mod templates;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+pub use server::{ServerConfig, Token};
 pub use source::{Location, Problem};
 
+use crate::deliver::{RateLimit, RetryPolicy};
 use crate::destination::Destination;
 use crate::links::Links;
 use crate::render::{Markup, Renderer};
@@ -33,15 +36,19 @@ pub struct Target {
     pub destination: Destination,
     /// How text is escaped and styled for it.
     pub markup: Markup,
+    /// How fast messages may go to it.
+    pub rate_limit: RateLimit,
 }
 
-/// `[server]`, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerConfig {
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// Path RedBrick posts to, starting with `/`.
-    pub path: String,
+/// `[delivery]` and `[store]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryConfig {
+    /// The outbox database file.
+    pub store_path: PathBuf,
+    /// How long event ids are remembered to recognise repeats.
+    pub dedup_window: Duration,
+    /// How long a stop waits for sends in flight.
+    pub shutdown_grace: Duration,
 }
 
 /// A fully checked configuration.
@@ -60,6 +67,10 @@ pub struct Config {
     pub rules: RuleSet,
     /// Compiled templates.
     pub renderer: Renderer,
+    /// When to retry and when to give up.
+    pub retry: RetryPolicy,
+    /// Where deliveries are stored and how long ids are remembered.
+    pub delivery: DeliveryConfig,
     /// Things that work but are probably not what the user meant.
     pub warnings: Vec<Problem>,
 }
@@ -101,6 +112,13 @@ impl ConfigError {
     }
 }
 
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 fn list(problems: &[Problem]) -> String {
     let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
     lines.join("\n")
@@ -118,11 +136,16 @@ impl Config {
         path: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = read(path)?;
         validate::validate(path, &text, &env).map_err(ConfigError::Invalid)
+    }
+
+    /// The outbox's path from the file at `path`, reading nothing else: the operator
+    /// commands need no webhook secrets.
+    pub fn store_path(path: &Path) -> Result<PathBuf, ConfigError> {
+        let text = read(path)?;
+        validate::store_path_only(path, &text, &|name| std::env::var(name).ok())
+            .map_err(ConfigError::Invalid)
     }
 
     /// The friendly name of a project, if it has one.

@@ -34,6 +34,34 @@ pub struct RawConfig {
     /// Rules, in the order they fire.
     #[serde(default)]
     pub rules: Vec<Spanned<RawRule>>,
+    /// The durable outbox.
+    #[serde(default)]
+    pub store: RawStore,
+    /// Retries and their limits.
+    #[serde(default)]
+    pub delivery: RawDelivery,
+}
+
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// The database file, relative to the config file.
+    pub path: Option<Text>,
+}
+
+/// `[delivery]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    /// Give a delivery up after this long since it was accepted.
+    pub max_age: Option<Text>,
+    /// The longest wait between two attempts.
+    pub max_backoff: Option<Text>,
+    /// How long event ids are remembered to recognise repeats.
+    pub dedup_window: Option<Text>,
+    /// How long a stop waits for sends in flight.
+    pub shutdown_grace: Option<Text>,
 }
 
 /// `[server]`.
@@ -44,6 +72,34 @@ pub struct RawServer {
     pub listen: Option<Text>,
     /// The path RedBrick posts to.
     pub path: Option<Text>,
+    /// The secret requests must carry, usually `${RELAY_TOKEN}`.
+    pub token: Option<Text>,
+    /// Client networks allowed to post, as CIDRs; everyone when omitted.
+    pub allow_from: Option<Vec<Text>>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, as CIDRs.
+    pub trusted_proxies: Option<Vec<Text>>,
+    /// Largest request body, in bytes, after decompression.
+    pub max_body_bytes: Option<Spanned<u64>>,
+    /// Most events one request may carry.
+    pub max_events: Option<Spanned<u64>>,
+    /// Most requests handled at once; more get 503.
+    pub max_concurrent_requests: Option<Spanned<u64>>,
+    /// How long a client may take to send its request headers.
+    pub header_timeout: Option<Text>,
+    /// How long a client may take to send its request body.
+    pub body_timeout: Option<Text>,
+    /// Built-in TLS.
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain.
+    pub cert_file: Text,
+    /// PEM private key.
+    pub key_file: Text,
 }
 
 /// `[redbrick]`.
@@ -66,6 +122,10 @@ pub struct RawDestination {
     pub url_file: Option<Text>,
     /// How long one attempt may take, for example `10s`.
     pub timeout: Option<Text>,
+    /// Messages per second at most; 0 for no limit.
+    pub rate: Option<Spanned<f64>>,
+    /// Messages that may go back to back.
+    pub burst: Option<Spanned<u32>>,
 }
 
 /// `[[rules]]`.

@@ -4,8 +4,7 @@
 //! list them all at once. Secrets (URLs, tokens) are never quoted in a problem.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -14,39 +13,57 @@ use toml::Spanned;
 use super::raw::{RawConfig, RawDestination, RawRule, Text};
 use super::source::{expand_env, Problem, Source};
 use super::templates::TemplateLoader;
-use super::{Config, ServerConfig, Target};
+use super::{Config, DeliveryConfig, Target};
+use crate::deliver::{RateLimit, RetryPolicy};
 use crate::destination::{Destination, Kind};
 use crate::event::EventKind;
 use crate::links::Links;
 use crate::render::Markup;
 use crate::rules::{Pattern, Rule, RuleSet, TemplateChoice};
 
-const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
-const DEFAULT_PATH: &str = "/redbrick";
 const DEFAULT_APP_URL: &str = "https://app.redbrickai.com";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Slack takes about one message a second per webhook, with short bursts.
+const SLACK_RATE: RateLimit = RateLimit {
+    per_second: 1.0,
+    burst: 3,
+};
+
+/// Teams throttles above about four requests a second.
+const TEAMS_RATE: RateLimit = RateLimit {
+    per_second: 4.0,
+    burst: 4,
+};
 
 /// Collects problems while checking; `Source` turns spans into places.
-struct Checker<'a> {
-    source: Source<'a>,
-    env: &'a dyn Fn(&str) -> Option<String>,
-    problems: Vec<Problem>,
-    warnings: Vec<Problem>,
+pub(super) struct Checker<'a> {
+    pub source: Source<'a>,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn problem(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: String) {
+    pub fn problem(
+        &mut self,
+        span: std::ops::Range<usize>,
+        key: impl Into<String>,
+        message: String,
+    ) {
         let problem = self.source.problem(span, key, message);
         self.problems.push(problem);
     }
 
-    fn warn(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: String) {
+    pub fn warn(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: String) {
         let problem = self.source.problem(span, key, message);
         self.warnings.push(problem);
     }
 
     /// Expands `${VAR}`s in a value, reporting an unset variable at the value.
-    fn expand(&mut self, value: &Text, key: &str) -> Option<String> {
+    pub fn expand(&mut self, value: &Text, key: &str) -> Option<String> {
         match expand_env(value.get_ref(), self.env) {
             Ok(text) => Some(text),
             Err(name) => {
@@ -59,6 +76,22 @@ impl Checker<'_> {
 }
 
 /// Checks `text` (the contents of `path`) completely.
+/// Only the store's path, for the operator commands: they must work without the
+/// webhook secrets the rest of the config may need.
+pub(super) fn store_path_only(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PathBuf, Vec<Problem>> {
+    let source = Source { path, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|err| vec![parse_problem(&source, &err)])?;
+    Ok(store_path(
+        &raw,
+        path.parent().unwrap_or(Path::new(".")),
+        env,
+    ))
+}
+
 pub(super) fn validate(
     path: &Path,
     text: &str,
@@ -73,16 +106,17 @@ pub(super) fn validate(
         warnings: Vec::new(),
     };
 
-    let server = server(&mut checker, &raw);
+    let base = path.parent().unwrap_or(Path::new("."));
+    let server = super::server::check(&mut checker, &raw.server, base);
     let app_url = text_or(&raw.redbrick.app_url, DEFAULT_APP_URL);
     let projects = projects(&raw);
     let targets = destinations(&mut checker, &raw.destinations);
-    let base = path.parent().unwrap_or(Path::new("."));
     let templates_dir = base.join(text_or(&raw.templates_dir, "templates"));
     let mut loader = TemplateLoader::new(&templates_dir);
     let rules = rules(&mut checker, &raw, &targets, &mut loader);
     loader.check_samples(&rules, &mut checker.problems, &Links::new(&app_url));
     warn_unused(&mut checker, &raw, &rules);
+    let (retry, delivery) = delivery(&mut checker, &raw, base);
 
     if !checker.problems.is_empty() {
         return Err(checker.problems);
@@ -98,6 +132,8 @@ pub(super) fn validate(
         targets,
         rules: RuleSet::new(rules),
         renderer: loader.into_renderer(),
+        retry,
+        delivery,
         warnings: checker.warnings,
     })
 }
@@ -113,41 +149,10 @@ fn parse_problem(source: &Source<'_>, err: &toml::de::Error) -> Problem {
     source.problem(span, key, err.message().trim().to_owned())
 }
 
-fn text_or(value: &Option<Text>, default: &str) -> String {
+pub(super) fn text_or(value: &Option<Text>, default: &str) -> String {
     value
         .as_ref()
         .map_or_else(|| default.to_owned(), |v| v.get_ref().clone())
-}
-
-fn server(checker: &mut Checker<'_>, raw: &RawConfig) -> Option<ServerConfig> {
-    let listen = match &raw.server.listen {
-        None => Some(
-            DEFAULT_LISTEN
-                .parse()
-                .expect("the default listen address parses"),
-        ),
-        Some(value) => match value.get_ref().parse::<SocketAddr>() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                let message = format!(
-                    "`{}` is not an address and port such as `127.0.0.1:8787`",
-                    value.get_ref()
-                );
-                checker.problem(value.span(), "server.listen", message);
-                None
-            }
-        },
-    };
-    let path = text_or(&raw.server.path, DEFAULT_PATH);
-    if !path.starts_with('/') {
-        let span = raw.server.path.as_ref().map_or(0..0, Spanned::span);
-        checker.problem(span, "server.path", format!("`{path}` must start with `/`"));
-        return None;
-    }
-    Some(ServerConfig {
-        listen: listen?,
-        path: path.trim_end_matches('/').to_owned(),
-    })
 }
 
 fn projects(raw: &RawConfig) -> BTreeMap<String, Text> {
@@ -178,20 +183,16 @@ fn destination(
         None => DEFAULT_TIMEOUT,
         Some(value) => duration(checker, value, &format!("{key}.timeout"))?,
     };
-    let (kind, markup) = match raw.kind.get_ref().as_str() {
-        "console" => (Kind::Console, Markup::Plain),
-        "slack" => (
-            Kind::Slack {
-                url: url(checker, raw, key)?,
-            },
-            Markup::Slack,
-        ),
-        "teams" => (
-            Kind::Teams {
-                url: url(checker, raw, key)?,
-            },
-            Markup::Teams,
-        ),
+    let (kind, markup, default_rate) = match raw.kind.get_ref().as_str() {
+        "console" => (Kind::Console, Markup::Plain, RateLimit::NONE),
+        "slack" => {
+            let url = url(checker, raw, key)?;
+            (Kind::Slack { url }, Markup::Slack, SLACK_RATE)
+        }
+        "teams" => {
+            let url = url(checker, raw, key)?;
+            (Kind::Teams { url }, Markup::Teams, TEAMS_RATE)
+        }
         other => {
             let message = format!("unknown kind `{other}`; expected `slack`, `teams` or `console`");
             checker.problem(raw.kind.span(), format!("{key}.kind"), message);
@@ -206,11 +207,82 @@ fn destination(
     Some(Target {
         destination,
         markup,
+        rate_limit: rate_limit(checker, raw, key, default_rate)?,
     })
 }
 
+fn rate_limit(
+    checker: &mut Checker<'_>,
+    raw: &RawDestination,
+    key: &str,
+    default: RateLimit,
+) -> Option<RateLimit> {
+    let per_second = raw
+        .rate
+        .as_ref()
+        .map_or(default.per_second, |r| *r.get_ref());
+    if !(0.0..=10_000.0).contains(&per_second) {
+        let span = raw.rate.as_ref().map_or(0..0, Spanned::span);
+        let message = format!("`{per_second}` is not a rate from 0 (no limit) to 10000 per second");
+        checker.problem(span, format!("{key}.rate"), message);
+        return None;
+    }
+    let burst = raw.burst.as_ref().map_or(default.burst, |b| *b.get_ref());
+    Some(RateLimit {
+        per_second,
+        burst: burst.max(1),
+    })
+}
+
+/// Where the outbox lives: `[store] path`, else the service's state directory under
+/// systemd, else `data/relay.db` beside the config file.
+pub(super) fn store_path(
+    raw: &RawConfig,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> PathBuf {
+    match (&raw.store.path, env("STATE_DIRECTORY")) {
+        (Some(path), _) => base.join(path.get_ref()),
+        (None, Some(state)) => Path::new(&state).join("relay.db"),
+        (None, None) => base.join("data").join("relay.db"),
+    }
+}
+
+/// `[delivery]` and `[store]`: retry limits and where the outbox lives.
+fn delivery(
+    checker: &mut Checker<'_>,
+    raw: &RawConfig,
+    base: &Path,
+) -> (RetryPolicy, DeliveryConfig) {
+    let mut retry = RetryPolicy::default();
+    let mut optional = |value: &Option<Text>, key: &str, default: Duration| match value {
+        Some(value) => duration(checker, value, key).unwrap_or(default),
+        None => default,
+    };
+    let d = &raw.delivery;
+    retry.max_age = optional(&d.max_age, "delivery.max_age", retry.max_age);
+    retry.max_backoff = optional(&d.max_backoff, "delivery.max_backoff", retry.max_backoff);
+    let dedup_window = optional(
+        &d.dedup_window,
+        "delivery.dedup_window",
+        DEFAULT_DEDUP_WINDOW,
+    );
+    let grace = optional(
+        &d.shutdown_grace,
+        "delivery.shutdown_grace",
+        DEFAULT_SHUTDOWN_GRACE,
+    );
+
+    let delivery = DeliveryConfig {
+        store_path: store_path(raw, base, checker.env),
+        dedup_window,
+        shutdown_grace: grace,
+    };
+    (retry, delivery)
+}
+
 /// Parses a duration such as `10s`, `5m` or `7d`.
-fn duration(checker: &mut Checker<'_>, value: &Text, key: &str) -> Option<Duration> {
+pub(super) fn duration(checker: &mut Checker<'_>, value: &Text, key: &str) -> Option<Duration> {
     match humantime::parse_duration(value.get_ref()) {
         Ok(duration) if !duration.is_zero() => Some(duration),
         _ => {

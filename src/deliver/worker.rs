@@ -1,0 +1,149 @@
+//! One destination's worker: send the oldest pending delivery, record what happened, repeat.
+//!
+//! Strictly in acceptance order: while the head of the queue waits for a retry, the
+//! messages behind it wait too, because chat messages out of order read wrongly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use super::policy::{Bucket, Clock, RetryPolicy};
+use crate::config::Config;
+use crate::destination::Outcome;
+use crate::outbox::{Outbox, Pending};
+
+/// How often an idle worker looks at the store anyway, to notice deliveries replayed by
+/// another process (the `replay` command).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How long to wait before looking again when the store fails or the destination is gone.
+const TROUBLE_PAUSE: Duration = Duration::from_secs(5);
+
+pub(super) struct Worker {
+    pub name: String,
+    pub outbox: Outbox,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub client: reqwest::Client,
+    pub wake: Arc<Notify>,
+    pub stop: watch::Receiver<bool>,
+    pub clock: Clock,
+    pub policy: RetryPolicy,
+}
+
+impl Worker {
+    pub async fn run(mut self) {
+        let mut bucket: Option<Bucket> = None;
+        let mut missing_reported = false;
+        while !*self.stop.borrow() {
+            let delivery = match self.outbox.head(&self.name).await {
+                Ok(Some(delivery)) => delivery,
+                Ok(None) => {
+                    self.pause(IDLE_POLL).await;
+                    continue;
+                }
+                Err(err) => {
+                    tracing::error!(destination = %self.name, error = %err, "cannot read the outbox");
+                    self.pause(TROUBLE_PAUSE).await;
+                    continue;
+                }
+            };
+
+            let now = self.clock.now_ms();
+            if delivery.next_attempt_at > now {
+                self.pause(Duration::from_millis(
+                    (delivery.next_attempt_at - now) as u64,
+                ))
+                .await;
+                continue;
+            }
+            if now - delivery.created_at > self.policy.max_age.as_millis() as i64 {
+                self.expire(&delivery, now).await;
+                continue;
+            }
+
+            let config = self.config.borrow().clone();
+            let Some(target) = config.targets.get(&self.name) else {
+                if !std::mem::replace(&mut missing_reported, true) {
+                    tracing::warn!(destination = %self.name,
+                        "destination not in the config; its messages stay queued until it \
+                         returns or they are replayed");
+                }
+                self.pause(TROUBLE_PAUSE).await;
+                continue;
+            };
+            missing_reported = false;
+
+            let limit = target.rate_limit;
+            let bucket = bucket.get_or_insert_with(|| Bucket::new(limit, Instant::now()));
+            bucket.set_limit(limit);
+            let wait = bucket.take(Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+
+            let started = Instant::now();
+            let outcome = target.destination.send(&self.client, &delivery.body).await;
+            self.record(
+                &delivery,
+                outcome,
+                started.elapsed(),
+                &target.destination.host(),
+            )
+            .await;
+        }
+    }
+
+    /// Sleeps for `duration`, or less if woken by new work or a stop.
+    async fn pause(&mut self, duration: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => {}
+            _ = self.wake.notified() => {}
+            _ = self.stop.changed() => {}
+        }
+    }
+
+    async fn expire(&self, delivery: &Pending, now: i64) {
+        let error = format!(
+            "gave up after {} attempts over the maximum age",
+            delivery.attempts
+        );
+        tracing::error!(destination = %self.name, rule = %delivery.rule, id = delivery.id,
+            attempts = delivery.attempts, "delivery too old; moved to dead letters");
+        if let Err(err) = self.outbox.expire(delivery.id, &error, now).await {
+            tracing::error!(destination = %self.name, error = %err, "cannot record a dead letter");
+        }
+    }
+
+    async fn record(&self, delivery: &Pending, outcome: Outcome, took: Duration, host: &str) {
+        let now = self.clock.now_ms();
+        let attempt = delivery.attempts + 1;
+        let result = match outcome {
+            Outcome::Sent => {
+                tracing::debug!(destination = %self.name, rule = %delivery.rule, id = delivery.id,
+                    attempt, took_ms = took.as_millis() as u64, "delivered");
+                self.outbox.mark_sent(delivery.id, now).await
+            }
+            Outcome::Retry { reason, after } => {
+                let wait = self.policy.next_wait(attempt, after, fastrand::f64());
+                tracing::warn!(destination = %self.name, %host, rule = %delivery.rule,
+                    id = delivery.id, attempt, error = %reason, retry_in_ms = wait.as_millis() as u64,
+                    "delivery failed, retrying");
+                let next = now + wait.as_millis() as i64;
+                self.outbox
+                    .mark_retry(delivery.id, next, &reason, now)
+                    .await
+            }
+            Outcome::Permanent { reason } => {
+                tracing::error!(destination = %self.name, %host, rule = %delivery.rule,
+                    id = delivery.id, attempt, error = %reason,
+                    "delivery refused for good; moved to dead letters");
+                self.outbox.mark_dead(delivery.id, &reason, now).await
+            }
+        };
+        if let Err(err) = result {
+            tracing::error!(destination = %self.name, error = %err, "cannot record a delivery's outcome");
+        }
+    }
+}
