@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,8 +32,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Caps one group commit, so a burst cannot make the first caller wait behind thousands.
 const MAX_BATCH: usize = 1024;
 
-/// Async reads running at once, each on its own side connection, which stays open for reuse.
-/// More would only contend for 2 cores and open connections (slow) under a burst.
+/// Async reads running at once, each on its own side connection kept open for reuse: more
+/// would only contend for the CPU, and opening connections during a burst is slow.
 const MAX_SIDE: usize = 4;
 
 const SCHEMA: &str = "
@@ -489,13 +489,10 @@ impl Outbox {
     pub fn replay(&self, ids: &[i64]) -> Result<usize, StoreError> {
         let now_ms = unix_now_ms();
         let replayed = self.inner.write_side(|tx| {
+            let mut replay = tx.prepare_cached(REPLAY_ONE)?;
             let mut replayed = 0;
             for &id in ids {
-                if tx
-                    .prepare_cached(REPLAY_ONE)?
-                    .execute(params![id, now_ms])?
-                    == 1
-                {
+                if replay.execute(params![id, now_ms])? == 1 {
                     replayed += 1;
                 } else {
                     report_not_dead(tx, id)?;
@@ -556,10 +553,10 @@ impl Outbox {
 
         self.submit(move |conn| {
             let mut update = conn.prepare_cached(UPDATE_PENDING)?;
-            let changed = update.execute(params![id, state, attempts, next, error, now_ms])?;
-            Ok((changed == 1)
-                .then_some(())
-                .ok_or(StoreError::NotPending { id }))
+            if update.execute(params![id, state, attempts, next, error, now_ms])? == 0 {
+                return Ok(Err(StoreError::NotPending { id }));
+            }
+            Ok(Ok(()))
         })
         .await
     }
@@ -577,10 +574,8 @@ impl Outbox {
             reply,
         });
 
-        self.inner
-            .jobs
-            .send(job)
-            .map_err(|_| StoreError::WriterGone)?;
+        let queued = self.inner.jobs.send(job);
+        queued.map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -604,11 +599,7 @@ impl Inner {
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let reused = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let reused = self.idle().pop();
         let mut conn = match reused {
             Some(conn) => conn,
             None => open_side(&self.path)?,
@@ -616,11 +607,16 @@ impl Inner {
 
         let result = work(&mut conn);
 
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle();
         if idle.len() < MAX_SIDE {
             idle.push(conn);
         }
         result
+    }
+
+    /// A panic while the pool was locked cannot leave it inconsistent: it only holds connections.
+    fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Operator writes take the write lock up front, so they wait (up to the busy timeout)
@@ -809,7 +805,6 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
 /// Settings that are per connection; every connection, writer or side, gets them.
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "synchronous", "FULL")
 }
 
