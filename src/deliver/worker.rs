@@ -1,12 +1,16 @@
 //! One destination's worker: send the oldest pending delivery, record what happened, repeat.
 //!
 //! Strictly in acceptance order: while the head of the queue waits for a retry, the
-//! messages behind it wait too, because chat messages out of order read wrongly.
+//! messages behind it wait too, because chat messages out of order read wrongly. The
+//! worker reads a few deliveries ahead and records successes without waiting for each
+//! write, so a backlog drains at the network's pace rather than the disk's.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::policy::{Bucket, Clock, RetryPolicy};
@@ -17,6 +21,9 @@ use crate::outbox::{Outbox, Pending};
 /// How often an idle worker looks at the store anyway, to notice deliveries replayed by
 /// another process (the `replay` command).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How many pending deliveries a worker reads at once.
+const READ_AHEAD: usize = 64;
 
 /// How long to wait before looking again when the store fails or the destination is gone.
 const TROUBLE_PAUSE: Duration = Duration::from_secs(5);
@@ -36,29 +43,33 @@ impl Worker {
     pub async fn run(mut self) {
         let mut bucket: Option<Bucket> = None;
         let mut missing_reported = false;
+        let mut queue: VecDeque<Pending> = VecDeque::new();
+        let mut marks: JoinSet<()> = JoinSet::new();
         while !*self.stop.borrow() {
-            let delivery = match self.outbox.head(&self.name).await {
-                Ok(Some(delivery)) => delivery,
-                Ok(None) => {
-                    self.pause(IDLE_POLL).await;
-                    continue;
+            if queue.is_empty() {
+                // Only read after every mark is written: a row whose mark is still in
+                // flight would otherwise come back and be sent twice.
+                settle(&mut marks).await;
+                match self.outbox.pending_after(&self.name, 0, READ_AHEAD).await {
+                    Ok(rows) if rows.is_empty() => self.pause(IDLE_POLL).await,
+                    Ok(rows) => queue.extend(rows),
+                    Err(err) => {
+                        tracing::error!(destination = %self.name, error = %err, "cannot read the outbox");
+                        self.pause(TROUBLE_PAUSE).await;
+                    }
                 }
-                Err(err) => {
-                    tracing::error!(destination = %self.name, error = %err, "cannot read the outbox");
-                    self.pause(TROUBLE_PAUSE).await;
-                    continue;
-                }
-            };
+                continue;
+            }
+            let delivery = queue.front().expect("the queue is not empty here");
 
             let now = self.clock.now_ms();
             if delivery.next_attempt_at > now {
-                self.pause(Duration::from_millis(
-                    (delivery.next_attempt_at - now) as u64,
-                ))
-                .await;
+                self.pause(Duration::from_millis((delivery.next_attempt_at - now) as u64)).await;
+                queue.clear();
                 continue;
             }
             if now - delivery.created_at > self.policy.max_age.as_millis() as i64 {
+                let delivery = queue.pop_front().expect("the queue is not empty here");
                 self.expire(&delivery, now).await;
                 continue;
             }
@@ -71,6 +82,7 @@ impl Worker {
                          returns or they are replayed");
                 }
                 self.pause(TROUBLE_PAUSE).await;
+                queue.clear();
                 continue;
             };
             missing_reported = false;
@@ -83,16 +95,20 @@ impl Worker {
                 tokio::time::sleep(wait).await;
             }
 
+            let delivery = queue.pop_front().expect("the queue is not empty here");
             let started = Instant::now();
             let outcome = target.destination.send(&self.client, &delivery.body).await;
-            self.record(
-                &delivery,
-                outcome,
-                started.elapsed(),
-                &target.destination.host(),
-            )
-            .await;
+            let took = started.elapsed();
+            if outcome == Outcome::Sent {
+                self.sent(&delivery, took, &mut marks);
+            } else {
+                // A failure changes what comes next: record it, then read the queue again.
+                settle(&mut marks).await;
+                self.failed(&delivery, outcome, &target.destination.host()).await;
+                queue.clear();
+            }
         }
+        settle(&mut marks).await;
     }
 
     /// Sleeps for `duration`, or less if woken by new work or a stop.
@@ -116,15 +132,27 @@ impl Worker {
         }
     }
 
-    async fn record(&self, delivery: &Pending, outcome: Outcome, took: Duration, host: &str) {
+    /// Records a success without waiting for the disk: the next send overlaps the write,
+    /// and concurrent marks share one commit. A crash before it lands resends at most
+    /// those few messages.
+    fn sent(&self, delivery: &Pending, took: Duration, marks: &mut JoinSet<()>) {
+        tracing::debug!(destination = %self.name, rule = %delivery.rule, id = delivery.id,
+            attempt = delivery.attempts + 1, took_ms = took.as_millis() as u64, "delivered");
+        let (outbox, id, now) = (self.outbox.clone(), delivery.id, self.clock.now_ms());
+        let name = self.name.clone();
+        marks.spawn(async move {
+            if let Err(err) = outbox.mark_sent(id, now).await {
+                tracing::error!(destination = %name, id, error = %err, "cannot record a delivery as sent");
+            }
+        });
+    }
+
+    async fn failed(&self, delivery: &Pending, outcome: Outcome, host: &str) {
         let now = self.clock.now_ms();
         let attempt = delivery.attempts + 1;
         let result = match outcome {
-            Outcome::Sent => {
-                tracing::debug!(destination = %self.name, rule = %delivery.rule, id = delivery.id,
-                    attempt, took_ms = took.as_millis() as u64, "delivered");
-                self.outbox.mark_sent(delivery.id, now).await
-            }
+            // Successes go through `sent`, which does not wait for the disk.
+            Outcome::Sent => return,
             Outcome::Retry { reason, after } => {
                 let wait = self.policy.next_wait(attempt, after, fastrand::f64());
                 tracing::warn!(destination = %self.name, %host, rule = %delivery.rule,
@@ -146,4 +174,9 @@ impl Worker {
             tracing::error!(destination = %self.name, error = %err, "cannot record a delivery's outcome");
         }
     }
+}
+
+/// Waits until every success recorded so far is written.
+async fn settle(marks: &mut JoinSet<()>) {
+    while marks.join_next().await.is_some() {}
 }
