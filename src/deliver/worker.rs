@@ -64,7 +64,10 @@ impl Worker {
 
             let now = self.clock.now_ms();
             if delivery.next_attempt_at > now {
-                self.pause(Duration::from_millis((delivery.next_attempt_at - now) as u64)).await;
+                self.pause(Duration::from_millis(
+                    (delivery.next_attempt_at - now) as u64,
+                ))
+                .await;
                 queue.clear();
                 continue;
             }
@@ -104,7 +107,8 @@ impl Worker {
             } else {
                 // A failure changes what comes next: record it, then read the queue again.
                 settle(&mut marks).await;
-                self.failed(&delivery, outcome, &target.destination.host()).await;
+                self.failed(&delivery, outcome, &target.destination.host())
+                    .await;
                 queue.clear();
             }
         }

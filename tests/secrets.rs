@@ -1,0 +1,199 @@
+//! No secret ever reaches a log line or a command's output: the inbound token, a Slack
+//! webhook path, a Teams `sig`. The real binary runs with debug logs, failing
+//! destinations and refused requests, and everything it prints is searched.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_redbrick-relay");
+const TOKEN: &str = "SECRETTOKEN0123456789";
+
+/// Answers every request with Slack's "webhook removed" error.
+fn refusing_endpoint() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            answer_no_service(stream);
+        }
+    });
+    port
+}
+
+fn answer_no_service(mut stream: TcpStream) {
+    let mut request = [0u8; 65536];
+    let _ = stream.read(&mut request);
+    let _ = stream.write_all(
+        b"HTTP/1.1 404 Not Found\r\ncontent-length: 10\r\nconnection: close\r\n\r\nno_service",
+    );
+}
+
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &std::path::Path, relay_port: u16) {
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{relay_port}"
+token = "${{RELAY_TOKEN}}"
+
+[destinations.refused]
+kind = "slack"
+url = "${{SLACK_URL}}"
+
+[destinations.down]
+kind = "teams"
+url_file = "teams-url"
+
+[[rules]]
+name = "all"
+to = ["refused", "down"]
+"#
+    );
+    std::fs::write(dir.join("relay.toml"), config).unwrap();
+    let teams = format!(
+        "http://127.0.0.1:{}/workflows/x/triggers/manual/paths/invoke?sig=SECRETSIG\n",
+        closed_port()
+    );
+    std::fs::write(dir.join("teams-url"), teams).unwrap();
+}
+
+fn start(dir: &std::path::Path, slack_port: u16) -> Child {
+    Command::new(BINARY)
+        .current_dir(dir)
+        .env("RUST_LOG", "debug")
+        .env("RELAY_TOKEN", TOKEN)
+        .env(
+            "SLACK_URL",
+            format!("http://127.0.0.1:{slack_port}/services/T0/B0/SECRETSLACK"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn post(port: u16, target: &str, body: &str) -> u16 {
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sent = client
+            .post(format!("http://127.0.0.1:{port}{target}"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send();
+        match sent {
+            Ok(response) => return response.status().as_u16(),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(err) => panic!("the relay never answered: {err}"),
+        }
+    }
+}
+
+fn envelope(id: &str) -> String {
+    format!(
+        r#"{{"events":1,"payload":[{{"event":"TASK_ENTERED_STAGE","id":"{id}","timestamp":1,
+        "data":{{"orgId":"o","projectId":"p","taskId":"t","stageName":"Review_1"}}}}]}}"#
+    )
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for secret in [TOKEN, "SECRETSLACK", "SECRETSIG"] {
+        assert!(!text.contains(secret), "{what} shows `{secret}`:\n{text}");
+    }
+}
+
+#[test]
+fn logs_and_outputs_never_show_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_port = closed_port();
+    write_config(dir.path(), relay_port);
+    let mut relay = start(dir.path(), refusing_endpoint());
+
+    let statuses = [
+        post(relay_port, "/redbrick", &envelope("a")),
+        post(relay_port, "/redbrick/WRONG", &envelope("b")),
+        post(relay_port, &format!("/redbrick/{TOKEN}"), &envelope("c")),
+        post(
+            relay_port,
+            &format!("/redbrick?token={TOKEN}"),
+            &envelope("d"),
+        ),
+        post(relay_port, &format!("/redbrick/{TOKEN}"), "{"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dead = || {
+        let out = Command::new(BINARY)
+            .current_dir(dir.path())
+            .args(["deliveries", "--state", "dead"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .matches("no_service")
+            .count()
+    };
+    while dead() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    terminate(&relay);
+    let output = relay_output(&mut relay);
+
+    assert_eq!(statuses, [401, 401, 200, 200, 400]);
+    assert!(
+        output.contains("no_service"),
+        "the refusal was logged:\n{output}"
+    );
+    assert!(
+        output.contains("path=/redbrick/***"),
+        "the token path was logged, redacted:\n{output}"
+    );
+    assert_no_secret("the relay's logs", &output);
+    for args in [&["check"][..], &["render", "--event", "-"], &["deliveries"]] {
+        let out = Command::new(BINARY)
+            .current_dir(dir.path())
+            .env("SLACK_URL", "not a url SECRETSLACK")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_no_secret(&format!("`{}`", args.join(" ")), &printed);
+    }
+}
+
+fn terminate(child: &Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+fn relay_output(child: &mut Child) -> String {
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    child.wait().unwrap();
+    text
+}
