@@ -120,12 +120,20 @@ impl From<TemplateError> for CompileError {
 
 /// Rendering a message failed; the message is not sent.
 #[derive(Debug, thiserror::Error)]
-#[error("template `{template}` failed to render: {reason}")]
+#[error("template `{template}` failed to render{}: {reason}", at(.position))]
 pub struct RenderFailure {
     /// The template's name.
     pub template: String,
-    /// What went wrong, with the template's line and column where known.
+    /// Line and column inside the template, when known.
+    pub position: Option<(usize, usize)>,
+    /// What went wrong.
     pub reason: String,
+}
+
+fn at(position: &Option<(usize, usize)>) -> String {
+    position.map_or_else(String::new, |(line, column)| {
+        format!(" at line {line}, column {column}")
+    })
 }
 
 /// Compiled templates, one registry per markup.
@@ -167,6 +175,7 @@ impl Renderer {
             .render(name, context)
             .map_err(|err| RenderFailure {
                 template: name.to_owned(),
+                position: err.line_no.zip(err.column_no),
                 reason: describe(&err),
             })
     }
@@ -179,14 +188,10 @@ impl Default for Renderer {
 }
 
 fn describe(err: &RenderError) -> String {
-    let reason = match err.reason() {
+    match err.reason() {
         RenderErrorReason::MissingVariable(Some(path)) => format!("no variable `{path}`"),
         RenderErrorReason::MissingVariable(None) => "a variable does not exist".to_owned(),
         other => other.to_string(),
-    };
-    match (err.line_no, err.column_no) {
-        (Some(line), Some(column)) => format!("line {line}, column {column}: {reason}"),
-        _ => reason,
     }
 }
 
@@ -272,12 +277,9 @@ impl HelperDef for TimeHelper {
         _: &mut RenderContext<'reg, 'rc>,
         out: &mut dyn Output,
     ) -> HelperResult {
-        let value = h
-            .param(0)
-            .ok_or(RenderErrorReason::ParamNotFoundForIndex("time", 0))?
-            .value();
+        let value = param(h, 0, "time")?;
         let format = match h.param(1) {
-            Some(param) => param_string(param.value(), "time")?,
+            Some(_) => param_string(param(h, 1, "time")?, "time")?,
             None => DEFAULT_TIME_FORMAT.to_owned(),
         };
         let time = timestamp_to_time(value).ok_or(RenderErrorReason::InvalidParamType(
@@ -299,11 +301,26 @@ fn format_time(time: DateTime<Utc>, format: &str) -> Result<String, RenderErrorR
     Ok(time.format_with_items(items.into_iter()).to_string())
 }
 
-fn param_text(h: &Helper<'_>, index: usize, helper: &'static str) -> Result<String, RenderError> {
+/// A helper's parameter; a name that is not in the context is an error, as it is for
+/// `{{name}}` in strict mode.
+fn param<'a>(
+    h: &'a Helper<'_>,
+    index: usize,
+    helper: &'static str,
+) -> Result<&'a Value, RenderErrorReason> {
     let param = h
         .param(index)
         .ok_or(RenderErrorReason::ParamNotFoundForIndex(helper, index))?;
-    Ok(param_string(param.value(), helper)?)
+    if param.is_value_missing() {
+        return Err(RenderErrorReason::MissingVariable(
+            param.relative_path().cloned(),
+        ));
+    }
+    Ok(param.value())
+}
+
+fn param_text(h: &Helper<'_>, index: usize, helper: &'static str) -> Result<String, RenderError> {
+    Ok(param_string(param(h, index, helper)?, helper)?)
 }
 
 fn param_string(value: &Value, helper: &'static str) -> Result<String, RenderErrorReason> {
@@ -466,6 +483,18 @@ mod tests {
             .unwrap_err();
 
         assert!(err.reason.contains("task_nmae"), "{}", err.reason);
+    }
+
+    #[test]
+    fn a_misspelt_helper_argument_is_an_error_too() {
+        let renderer = renderer("{{bold task_nmae}}");
+
+        let err = renderer
+            .render("t", Markup::Slack, &json!({"task_name": "x"}))
+            .unwrap_err();
+
+        assert_eq!(err.reason, "no variable `task_nmae`");
+        assert_eq!(err.position, Some((1, 1)));
     }
 
     #[test]

@@ -177,6 +177,7 @@ impl TemplateLoader {
     /// Renders every reachable (template, event type) pair for every markup.
     pub(super) fn check_samples(&self, rules: &[Rule], problems: &mut Vec<Problem>, links: &Links) {
         let mut checked = BTreeSet::new();
+        let mut failed = BTreeSet::new();
         for (index, rule) in rules.iter().enumerate() {
             let kinds = rule
                 .events
@@ -187,8 +188,13 @@ impl TemplateLoader {
                     TemplateChoice::Default => kind.default_template(),
                     TemplateChoice::Named(name) => name.as_str(),
                 };
-                if checked.insert((name.to_owned(), kind)) {
+                // One problem per template is enough, not one per event type.
+                if !failed.contains(name) && checked.insert((name.to_owned(), kind)) {
+                    let before = problems.len();
                     self.try_sample(name, kind, index, links, problems);
+                    if problems.len() > before {
+                        failed.insert(name.to_owned());
+                    }
                 }
             }
         }
@@ -212,8 +218,13 @@ impl TemplateLoader {
             if let Err(err) = self.renderer.render(name, markup, &context) {
                 let origin = self.origins.get(name).cloned().unwrap_or(Origin::Shipped);
                 let message = format!("fails on a sample {kind} event: {}", err.reason);
-                let key = format!("rules[{rule}]");
-                problems.push(located(&origin, None, &key, message, name));
+                let field = match origin {
+                    Origin::Inline(_) => ".text",
+                    Origin::File(_) => ".template",
+                    Origin::Shipped => "",
+                };
+                let key = format!("rules[{rule}]{field}");
+                problems.push(located(&origin, err.position, &key, message, name));
                 return;
             }
         }
