@@ -1,0 +1,725 @@
+//! The relay end to end: webhooks posted over loopback, messages read off fake Slack and
+//! Teams endpoints that enforce the platforms' rules.
+
+mod support;
+
+use serde_json::{json, Value};
+use warp::http::Method;
+
+use support::{
+    envelope, event, project_url, task_created, task_deleted, task_entered_stage, task_url, Answer,
+    Platform, Relay, PROJECT, TASK, USER,
+};
+
+/// Every event type, with its shipped default template, to Slack `chat`.
+async fn slack_relay() -> Relay {
+    Relay::builder()
+        .slack("chat")
+        .config("[[rules]]\nname = \"all\"\nto = [\"chat\"]")
+        .start()
+        .await
+}
+
+/// Posts `body`, checks it was accepted, and returns the texts `destination` received.
+async fn deliver(relay: &Relay, body: Value, destination: &str, n: usize) -> Vec<String> {
+    let reply = relay.post(&body).await;
+    assert_eq!(reply.status, 200, "answer: {:?}", reply.body);
+    relay.fake(destination).wait_for_texts(n).await
+}
+
+#[tokio::test]
+async fn slack_gets_exact_text_for_task_created() {
+    let relay = slack_relay().await;
+
+    let reply = relay
+        .post(&envelope(vec![task_created("CT_0001.nii.gz")]))
+        .await;
+
+    let received = relay.fake("chat").wait_for(1).await;
+    assert_eq!(
+        reply.body,
+        json!({"received": 1, "matched": 1, "skipped": 0, "duplicates": 0, "deliveries": 1})
+    );
+    let text = format!(
+        "New task *CT_0001.nii.gz* in <{}|Chest CT>, uploaded by {USER}",
+        project_url()
+    );
+    assert_eq!(received[0].json(), json!({ "text": text }));
+    assert_eq!(received[0].header("content-type"), Some("application/json"));
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn slack_gets_exact_text_for_task_entered_stage() {
+    let relay = slack_relay().await;
+
+    relay
+        .post(&envelope(vec![task_entered_stage("Review_1")]))
+        .await;
+
+    let received = relay.fake("chat").wait_for(1).await;
+    let text = format!(
+        "Task <{}|{TASK}> entered *Review_1* in <{}|Chest CT> (moved by {USER})",
+        task_url("Review_1"),
+        project_url()
+    );
+    assert_eq!(received[0].json(), json!({ "text": text }));
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn slack_gets_exact_text_for_task_deleted() {
+    let relay = slack_relay().await;
+
+    relay
+        .post(&envelope(vec![task_deleted("CT_0001.nii.gz")]))
+        .await;
+
+    let received = relay.fake("chat").wait_for(1).await;
+    let text = format!(
+        "Task *CT_0001.nii.gz* was deleted from <{}|Chest CT> by {USER}",
+        project_url()
+    );
+    assert_eq!(received[0].json(), json!({ "text": text }));
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn teams_gets_exact_card_for_task_entered_stage() {
+    let relay = Relay::builder()
+        .teams("leads")
+        .config("[[rules]]\nname = \"progress\"\nto = [\"leads\"]")
+        .start()
+        .await;
+    let fake = relay.fake("leads");
+
+    relay
+        .post(&envelope(vec![task_entered_stage("Review_1")]))
+        .await;
+
+    let received = fake.wait_for(1).await;
+    let text = format!(
+        r"Task [{TASK}]({}) entered **Review\_1** in [Chest CT]({}) (moved by {USER})",
+        task_url("Review_1"),
+        project_url()
+    );
+    let card = json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": [{"type": "TextBlock", "text": text, "wrap": true}],
+                "actions": [{
+                    "type": "Action.OpenUrl",
+                    "title": "Open in RedBrick",
+                    "url": task_url("Review_1"),
+                }],
+            },
+        }],
+    });
+    assert_eq!(received[0].json(), card);
+    assert_eq!(
+        received[0].header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    let configured = fake.url();
+    assert!(
+        configured.ends_with(&format!("{}?{}", received[0].path, received[0].query)),
+        "path and query must be sent exactly as configured: {configured}"
+    );
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn teams_card_for_an_event_without_stage_opens_the_project() {
+    let relay = Relay::builder()
+        .teams("leads")
+        .config("[[rules]]\nname = \"new\"\nto = [\"leads\"]")
+        .start()
+        .await;
+
+    relay.post(&envelope(vec![task_created("CT_0001")])).await;
+
+    let card = relay.fake("leads").wait_for(1).await[0].json();
+    assert_eq!(
+        card.pointer("/attachments/0/content/actions"),
+        Some(&json!([{
+            "type": "Action.OpenUrl", "title": "Open in RedBrick", "url": project_url()
+        }]))
+    );
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn inline_text_template_is_rendered_for_each_destination() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .teams("leads")
+        .config(
+            r#"[[rules]]
+name = "inline"
+to = ["chat", "leads"]
+text = "{{event}} {{bold task_id}}{{#if stage}} in {{stage}}{{/if}} by {{updated_by}} ({{rule}} to {{destination}}, {{project}})"
+"#,
+        )
+        .start()
+        .await;
+
+    let batch = envelope(vec![task_created("a"), task_entered_stage("Label")]);
+    relay.post(&batch).await;
+
+    let slack = relay.fake("chat").wait_for_texts(2).await;
+    let teams = relay.fake("leads").wait_for_texts(2).await;
+    assert_eq!(
+        slack,
+        [
+            format!("TASK_CREATED *{TASK}* by {USER} (inline to chat, Chest CT)"),
+            format!("TASK_ENTERED_STAGE *{TASK}* in Label by {USER} (inline to chat, Chest CT)"),
+        ]
+    );
+    assert_eq!(
+        teams,
+        [
+            format!(r"TASK\_CREATED **{TASK}** by {USER} (inline to leads, Chest CT)"),
+            format!(
+                r"TASK\_ENTERED\_STAGE **{TASK}** in Label by {USER} (inline to leads, Chest CT)"
+            ),
+        ]
+    );
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_template_file_replaces_the_shipped_default() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .template("task-created", "created: {{task_name}}\n")
+        .template("short", "{{event}} {{task_id}}")
+        .config(
+            "[[rules]]\nname = \"default\"\nevents = [\"TASK_CREATED\"]\nto = [\"chat\"]\n\n\
+             [[rules]]\nname = \"named\"\nevents = [\"TASK_DELETED\"]\nto = [\"chat\"]\n\
+             template = \"short\"",
+        )
+        .start()
+        .await;
+
+    let batch = envelope(vec![task_created("a"), task_deleted("b")]);
+    let texts = deliver(&relay, batch, "chat", 2).await;
+
+    assert_eq!(
+        texts,
+        ["created: a".to_owned(), format!("TASK_DELETED {TASK}")]
+    );
+}
+
+#[tokio::test]
+async fn a_batch_of_three_events_arrives_as_three_messages_in_order() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config("[[rules]]\nname = \"all\"\nto = [\"chat\"]\ntext = \"{{event}} {{task_name}}{{stage}}\"")
+        .start()
+        .await;
+    let batch = envelope(vec![
+        task_created("first"),
+        task_entered_stage("Label"),
+        task_deleted("third"),
+    ]);
+
+    let reply = relay.post(&batch).await;
+
+    let texts = relay.fake("chat").wait_for_texts(3).await;
+    assert_eq!(
+        reply.body,
+        json!({"received": 3, "matched": 3, "skipped": 0, "duplicates": 0, "deliveries": 3})
+    );
+    assert_eq!(
+        texts,
+        [
+            "TASK_CREATED first",
+            "TASK_ENTERED_STAGE Label",
+            "TASK_DELETED third"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_event_type_is_skipped_and_the_others_delivered() {
+    let relay = slack_relay().await;
+    let unknown = json!({"event": "TASK_ARCHIVED", "id": "x", "data": {"taskId": "t"}});
+    let batch = envelope(vec![task_created("before"), unknown, task_deleted("after")]);
+
+    let reply = relay.post(&batch).await;
+
+    let texts = relay.fake("chat").wait_for_texts(2).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body,
+        json!({"received": 3, "matched": 2, "skipped": 1, "duplicates": 0, "deliveries": 2})
+    );
+    assert!(texts[0].starts_with("New task *before*"), "{texts:?}");
+    assert!(
+        texts[1].starts_with("Task *after* was deleted"),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_events_count_that_disagrees_with_the_payload_is_still_processed() {
+    let relay = slack_relay().await;
+    let counts = [json!(5), json!(0), json!(null), json!(-1)];
+
+    for (index, count) in counts.iter().enumerate() {
+        let body = json!({"version": "v1.0", "events": count, "payload": [task_created("x")]});
+
+        let reply = relay.post(&body).await;
+
+        assert_eq!(reply.status, 200, "for `events: {count}`: {:?}", reply.body);
+        assert_eq!(reply.body["deliveries"], 1, "for `events: {count}`");
+        relay.fake("chat").wait_for(index + 1).await;
+    }
+}
+
+#[tokio::test]
+async fn an_event_matching_no_rule_is_accepted_and_sends_nothing() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config(
+            "[[rules]]\nname = \"created\"\nevents = [\"TASK_CREATED\"]\nto = [\"chat\"]\n\
+             text = \"{{task_name}}\"",
+        )
+        .start()
+        .await;
+
+    let reply = relay.post(&envelope(vec![task_deleted("gone")])).await;
+    let texts = deliver(&relay, envelope(vec![task_created("barrier")]), "chat", 1).await;
+
+    assert_eq!(
+        reply.body,
+        json!({"received": 1, "matched": 0, "skipped": 0, "duplicates": 0, "deliveries": 0})
+    );
+    assert_eq!(texts, ["barrier"], "the unmatched event must send nothing");
+}
+
+#[tokio::test]
+async fn slack_escapes_mentions_and_ampersands_in_task_names() {
+    let relay = slack_relay().await;
+
+    let texts = deliver(
+        &relay,
+        envelope(vec![task_created("<!channel> R&D's *v2*")]),
+        "chat",
+        1,
+    )
+    .await;
+
+    assert_eq!(
+        texts[0],
+        format!(
+            "New task *&lt;!channel&gt; R&amp;D's *v2** in <{}|Chest CT>, uploaded by {USER}",
+            project_url()
+        )
+    );
+}
+
+#[tokio::test]
+async fn teams_escapes_markdown_in_task_names() {
+    let relay = Relay::builder()
+        .teams("leads")
+        .config("[[rules]]\nname = \"all\"\nto = [\"leads\"]")
+        .start()
+        .await;
+
+    let texts = deliver(
+        &relay,
+        envelope(vec![task_created("<!channel> R&D's *v2*")]),
+        "leads",
+        1,
+    )
+    .await;
+
+    assert_eq!(
+        texts[0],
+        format!(
+            r"New task **\<!channel\> R&D's \*v2\*** in [Chest CT]({}), uploaded by {USER}",
+            project_url()
+        )
+    );
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn quotes_never_become_entities() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .teams("leads")
+        .config("[[rules]]\nname = \"all\"\nto = [\"chat\", \"leads\"]\ntext = \"{{task_name}}\"")
+        .start()
+        .await;
+    let name = r#"it's "done" `now`"#;
+
+    relay.post(&envelope(vec![task_created(name)])).await;
+
+    let slack = relay.fake("chat").wait_for(1).await;
+    let teams = relay.fake("leads").wait_for(1).await;
+    assert_eq!(slack[0].text(), name);
+    assert_eq!(teams[0].text(), r#"it's "done" \`now\`"#);
+    for body in [&slack[0].body, &teams[0].body] {
+        let raw = String::from_utf8_lossy(body);
+        for entity in ["&#x27;", "&#39;", "&quot;", "&#x60;", "&#96;", "&apos;"] {
+            assert!(!raw.contains(entity), "`{entity}` in {raw}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn non_latin_names_pass_through_unchanged() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .teams("leads")
+        .config("[[rules]]\nname = \"all\"\nto = [\"chat\", \"leads\"]\ntext = \"{{task_name}}\"")
+        .start()
+        .await;
+    let names = [
+        "胸部CT",
+        "胸部CT_001",
+        "صورة الصدر ٠٠١",
+        "\u{200f}مريض\u{200e} 12",
+        "🫁 scan 👩‍⚕️",
+        "Ärztin Übersicht ß",
+    ];
+
+    let payload = names.iter().map(|name| task_created(name)).collect();
+    relay.post(&envelope(payload)).await;
+
+    let slack = relay.fake("chat").wait_for_texts(names.len()).await;
+    let teams = relay.fake("leads").wait_for_texts(names.len()).await;
+    assert_eq!(slack, names);
+    let teams_names: Vec<String> = names.iter().map(|n| n.replace('_', r"\_")).collect();
+    assert_eq!(teams, teams_names, "only markdown characters are escaped");
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn seconds_and_milliseconds_render_the_same_time() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config("[[rules]]\nname = \"t\"\nto = [\"chat\"]\ntext = \"{{time timestamp}}\"")
+        .start()
+        .await;
+    let mut seconds = task_created("s");
+    seconds["timestamp"] = json!(1_717_171_717);
+    let mut millis = task_created("ms");
+    millis["timestamp"] = json!(1_717_171_717_171_i64);
+    let mut rfc3339 = task_created("rfc");
+    rfc3339["timestamp"] = json!("2024-05-31T18:08:37+02:00");
+
+    let texts = deliver(&relay, envelope(vec![seconds, millis, rfc3339]), "chat", 3).await;
+
+    assert_eq!(texts, ["2024-05-31 16:08 UTC"; 3]);
+}
+
+#[tokio::test]
+async fn refuses_bad_requests_with_a_json_error_and_delivers_nothing() {
+    let relay = slack_relay().await;
+    let json = Some("application/json");
+    let no_data = json!({"payload": [{"event": "TASK_CREATED", "id": "e", "timestamp": 1}]});
+    let mut no_task_id = task_created("x");
+    no_task_id["data"].as_object_mut().unwrap().remove("taskId");
+    let two_mib = format!(r#"{{"payload": [], "pad": "{}"}}"#, "x".repeat(2 << 20));
+    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16, &str, &str)> = vec![
+        (
+            "empty body",
+            vec![],
+            json,
+            400,
+            "invalid_json",
+            "body is not valid JSON",
+        ),
+        (
+            "`{`",
+            b"{".to_vec(),
+            json,
+            400,
+            "invalid_json",
+            "body is not valid JSON",
+        ),
+        (
+            "null",
+            b"null".to_vec(),
+            json,
+            400,
+            "invalid_envelope",
+            "`(body)` must be",
+        ),
+        (
+            "[]",
+            b"[]".to_vec(),
+            json,
+            400,
+            "invalid_envelope",
+            "`(body)` must be",
+        ),
+        (
+            "{}",
+            b"{}".to_vec(),
+            json,
+            400,
+            "invalid_envelope",
+            "`payload` is missing",
+        ),
+        (
+            "payload as object",
+            br#"{"payload": {}}"#.to_vec(),
+            json,
+            400,
+            "invalid_envelope",
+            "`payload` must be an array",
+        ),
+        (
+            "event without data",
+            no_data.to_string().into_bytes(),
+            json,
+            400,
+            "invalid_envelope",
+            "`payload[0].data` is missing",
+        ),
+        (
+            "missing data.taskId",
+            envelope(vec![task_created("ok"), no_task_id])
+                .to_string()
+                .into_bytes(),
+            json,
+            400,
+            "invalid_envelope",
+            "`payload[1].data.taskId` is missing",
+        ),
+        (
+            "form-encoded",
+            b"payload=%7B%7D".to_vec(),
+            Some("application/x-www-form-urlencoded"),
+            415,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (
+            "text/plain JSON",
+            envelope(vec![task_created("x")]).to_string().into_bytes(),
+            Some("text/plain"),
+            415,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (
+            "2 MiB",
+            two_mib.into_bytes(),
+            json,
+            413,
+            "payload_too_large",
+            "1048576",
+        ),
+    ];
+
+    for (what, body, content_type, status, code, message) in cases {
+        let reply = relay.post_raw(body, content_type).await;
+
+        assert_error(&reply, status, code, message, what);
+    }
+    let texts = deliver(&relay, envelope(vec![task_created("barrier")]), "chat", 1).await;
+    assert!(
+        texts[0].contains("*barrier*"),
+        "nothing before the barrier: {texts:?}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_other_methods_and_paths_with_a_json_error() {
+    let relay = slack_relay().await;
+    let body = || envelope(vec![task_created("x")]).to_string().into_bytes();
+    let json = Some("application/json");
+
+    let get = relay.request(Method::GET, "/redbrick", vec![], None).await;
+    let put = relay.request(Method::PUT, "/redbrick", body(), json).await;
+    let wrong = relay.request(Method::POST, "/redbrik", body(), json).await;
+    let root = relay.request(Method::GET, "/", vec![], None).await;
+    let texts = deliver(&relay, envelope(vec![task_created("barrier")]), "chat", 1).await;
+
+    assert_error(&get, 405, "method_not_allowed", "use POST, not GET", "GET");
+    assert_error(&put, 405, "method_not_allowed", "use POST, not PUT", "PUT");
+    assert_error(&wrong, 404, "not_found", "no such path", "wrong path");
+    assert_error(&root, 404, "not_found", "no such path", "root");
+    assert!(
+        texts[0].contains("*barrier*"),
+        "nothing before the barrier: {texts:?}"
+    );
+}
+
+/// Asserts the one JSON error shape: exactly `{"error": {"code", "message"}}`.
+fn assert_error(reply: &support::Reply, status: u16, code: &str, message: &str, what: &str) {
+    assert_eq!(reply.status, status, "{what}: {:?}", reply.body);
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some("application/json"),
+        "{what}"
+    );
+    let error = reply.body.get("error").and_then(Value::as_object);
+    let keys: Option<Vec<&str>> = error.map(|e| e.keys().map(String::as_str).collect());
+    assert_eq!(
+        keys,
+        Some(vec!["code", "message"]),
+        "{what}: {:?}",
+        reply.body
+    );
+    assert_eq!(reply.body.as_object().map(|o| o.len()), Some(1), "{what}");
+    assert_eq!(reply.body["error"]["code"], code, "{what}");
+    let text = reply.body["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        text.contains(message),
+        "{what}: message {text:?} lacks {message:?}"
+    );
+}
+
+#[tokio::test]
+async fn accepts_json_with_a_charset_and_without_a_content_type() {
+    let relay = slack_relay().await;
+    let body = || envelope(vec![task_created("x")]).to_string().into_bytes();
+
+    let charset = relay
+        .post_raw(body(), Some("application/json; charset=utf-8"))
+        .await;
+    let upper = relay.post_raw(body(), Some("Application/JSON")).await;
+    let missing = relay.post_raw(body(), None).await;
+
+    assert_eq!(charset.status, 200, "{:?}", charset.body);
+    assert_eq!(upper.status, 200, "{:?}", upper.body);
+    assert_eq!(missing.status, 200, "{:?}", missing.body);
+    relay.fake("chat").wait_for(3).await;
+}
+
+#[tokio::test]
+async fn stop_true_ends_rule_evaluation_end_to_end() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config(
+            r#"[[rules]]
+name = "review"
+stages = ["Review_*"]
+to = ["chat"]
+text = "{{rule}}: {{stage}}"
+stop = true
+
+[[rules]]
+name = "everything"
+to = ["chat"]
+text = "{{rule}}: {{stage}}"
+"#,
+        )
+        .start()
+        .await;
+
+    let review = relay
+        .post(&envelope(vec![task_entered_stage("Review_2")]))
+        .await;
+    let label = relay
+        .post(&envelope(vec![task_entered_stage("Label")]))
+        .await;
+
+    let texts = relay.fake("chat").wait_for_texts(2).await;
+    assert_eq!(review.body["deliveries"], 1, "the stop rule alone fires");
+    assert_eq!(label.body["deliveries"], 1);
+    assert_eq!(texts, ["review: Review_2", "everything: Label"]);
+}
+
+#[tokio::test]
+async fn exclude_stages_keeps_those_stages_out_end_to_end() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config(
+            r#"[[rules]]
+name = "progress"
+events = ["TASK_ENTERED_STAGE"]
+exclude_stages = ["Output", "Failed_*"]
+to = ["chat"]
+text = "{{stage}}"
+"#,
+        )
+        .start()
+        .await;
+    let stages = ["Output", "Failed_Review_1", "Label", "END"];
+
+    let payload = stages.iter().map(|s| task_entered_stage(s)).collect();
+    let reply = relay.post(&envelope(payload)).await;
+
+    let texts = relay.fake("chat").wait_for_texts(2).await;
+    assert_eq!(reply.body["deliveries"], 2);
+    assert_eq!(texts, ["Label", "END"]);
+}
+
+#[tokio::test]
+async fn a_failing_destination_does_not_hold_up_another() {
+    let relay = Relay::builder()
+        .slack("down")
+        .slack("up")
+        .config("[[rules]]\nname = \"all\"\nto = [\"down\", \"up\"]\ntext = \"{{task_name}}\"")
+        .start()
+        .await;
+    relay
+        .fake("down")
+        .answer_next(100, Answer::status(500, "rollup_error"));
+
+    let payload = ["a", "b", "c"].iter().map(|n| task_created(n)).collect();
+    relay.post(&envelope(payload)).await;
+
+    let up = relay.fake("up").wait_for_texts(3).await;
+    let down = relay.fake("down").wait_for_texts(1).await;
+    assert_eq!(up, ["a", "b", "c"]);
+    assert_eq!(
+        down,
+        ["a"],
+        "`down` holds its later messages behind the first"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_destination_does_not_hold_up_another() {
+    let relay = Relay::builder()
+        .slack("stalled")
+        .teams("up")
+        .config("[[rules]]\nname = \"all\"\nto = [\"stalled\", \"up\"]\ntext = \"{{task_name}}\"")
+        .start()
+        .await;
+    let stall = Answer::stall(Platform::Slack, support::WAIT * 10);
+    relay.fake("stalled").answer_next(1, stall);
+
+    let payload = ["a", "b", "c"].iter().map(|n| task_created(n)).collect();
+    let started = std::time::Instant::now();
+    relay.post(&envelope(payload)).await;
+
+    let up = relay.fake("up").wait_for_texts(3).await;
+    assert_eq!(up, ["a", "b", "c"]);
+    assert!(
+        started.elapsed() < support::WAIT,
+        "took {:?} although only `stalled` was slow",
+        started.elapsed()
+    );
+    assert_eq!(relay.fake("stalled").wait_for_texts(1).await, ["a"]);
+}
+
+#[tokio::test]
+async fn an_unnamed_project_is_shown_by_its_id() {
+    let relay = slack_relay().await;
+    let other = "99999999-2222-4b3c-8d4e-000000000009";
+    let mut created = event("TASK_CREATED", json!({"taskName": "x"}));
+    created["data"]["projectId"] = json!(other);
+
+    let texts = deliver(&relay, envelope(vec![created]), "chat", 1).await;
+
+    let url = project_url().replace(PROJECT, other);
+    assert_eq!(
+        texts[0],
+        format!("New task *x* in <{url}|{other}>, uploaded by {USER}")
+    );
+}
