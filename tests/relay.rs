@@ -723,3 +723,55 @@ async fn an_unnamed_project_is_shown_by_its_id() {
         format!("New task *x* in <{url}|{other}>, uploaded by {USER}")
     );
 }
+
+#[tokio::test]
+async fn slack_text_over_the_limit_is_cut_visibly_below_it() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config("[[rules]]\nname = \"all\"\nto = [\"chat\"]\ntext = \"{{task_name}}\"")
+        .start()
+        .await;
+    let name = "R&D ".repeat(12_000);
+
+    let texts = deliver(&relay, envelope(vec![task_created(&name)]), "chat", 1).await;
+
+    let chars = texts[0].chars().count();
+    let max = support::SLACK_MAX_TEXT_CHARS;
+    assert!(chars <= max && chars > max - 8, "{chars} characters");
+    assert!(
+        !texts[0].contains("&amp… "),
+        "an entity is never cut in half"
+    );
+    assert!(
+        texts[0].starts_with("R&amp;D R&amp;D"),
+        "{}",
+        &texts[0][..40]
+    );
+    assert!(texts[0].ends_with("… (truncated)"), "the cut is visible");
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn teams_card_over_the_size_limit_is_cut_to_fit() {
+    let relay = Relay::builder()
+        .teams("leads")
+        .config("[[rules]]\nname = \"all\"\nto = [\"leads\"]\ntext = \"{{task_name}}\"")
+        .start()
+        .await;
+    let name = "\"*_ \u{1fac1}".repeat(6_000);
+
+    let received = deliver_raw(&relay, envelope(vec![task_created(&name)]), "leads").await;
+
+    assert!(
+        received.text().ends_with("… (truncated)"),
+        "the cut is visible"
+    );
+    relay.assert_no_violations();
+}
+
+/// Posts `body` and returns the first request `destination` received.
+async fn deliver_raw(relay: &Relay, body: Value, destination: &str) -> support::Received {
+    let reply = relay.post(&body).await;
+    assert_eq!(reply.status, 200, "answer: {:?}", reply.body);
+    relay.fake(destination).wait_for(1).await.remove(0)
+}
