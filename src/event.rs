@@ -113,8 +113,9 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// Elements of unknown types, set aside.
     pub skipped: Vec<Skipped>,
-    /// The envelope's `events` count, when it disagrees with the payload's length.
-    pub count_mismatch: Option<u64>,
+    /// The envelope's `events` value, when it is not the payload's length (a different
+    /// number, or not a count at all): a warning, never a reason to refuse the batch.
+    pub count_mismatch: Option<Value>,
     /// Elements whose timestamp could not be read, so the time of receipt stands in.
     pub unreadable_timestamps: Vec<usize>,
 }
@@ -165,7 +166,7 @@ pub fn parse_envelope(value: &Value, now: DateTime<Utc>) -> Result<Batch, EventE
     let mut batch = Batch {
         events: Vec::with_capacity(payload.len()),
         skipped: Vec::new(),
-        count_mismatch: count_mismatch(envelope, payload.len())?,
+        count_mismatch: count_mismatch(envelope, payload.len()),
         unreadable_timestamps: Vec::new(),
     };
     for (index, item) in payload.iter().enumerate() {
@@ -174,11 +175,11 @@ pub fn parse_envelope(value: &Value, now: DateTime<Utc>) -> Result<Batch, EventE
     Ok(batch)
 }
 
-fn count_mismatch(envelope: &Map<String, Value>, len: usize) -> Result<Option<u64>, EventError> {
+fn count_mismatch(envelope: &Map<String, Value>, len: usize) -> Option<Value> {
     match envelope.get("events") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => Ok(n.as_u64().filter(|&count| count != len as u64)),
-        Some(_) => Err(EventError::field("events", "must be a number")),
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64() == Some(len as u64) => None,
+        Some(other) => Some(other.clone()),
     }
 }
 
@@ -353,7 +354,19 @@ mod tests {
 
         let batch = parse_envelope(&body, now()).unwrap();
 
-        assert_eq!(batch.count_mismatch, Some(5));
+        assert_eq!(batch.count_mismatch, Some(json!(5)));
+    }
+
+    #[test]
+    fn a_count_that_is_not_a_number_is_reported_not_refused() {
+        for count in [json!("1"), json!(-1), json!(1.5), json!({})] {
+            let body = json!({"events": count, "payload": [stage_event(json!(1))]});
+
+            let batch = parse_envelope(&body, now()).unwrap();
+
+            assert_eq!(batch.events.len(), 1, "for `events: {count}`");
+            assert_eq!(batch.count_mismatch, Some(count));
+        }
     }
 
     #[test]

@@ -270,7 +270,14 @@ async fn an_unknown_event_type_is_skipped_and_the_others_delivered() {
 #[tokio::test]
 async fn an_events_count_that_disagrees_with_the_payload_is_still_processed() {
     let relay = slack_relay().await;
-    let counts = [json!(5), json!(0), json!(null), json!(-1)];
+    let counts = [
+        json!(5),
+        json!(0),
+        json!(null),
+        json!(-1),
+        json!("1"),
+        json!(1.0),
+    ];
 
     for (index, count) in counts.iter().enumerate() {
         let body = json!({"version": "v1.0", "events": count, "payload": [task_created("x")]});

@@ -91,9 +91,9 @@ fn to_delivery(message: Message) -> NewDelivery {
 }
 
 fn log_oddities(batch: &Batch, received: usize) {
-    if let Some(count) = batch.count_mismatch {
+    if let Some(count) = &batch.count_mismatch {
         tracing::warn!(
-            events = count,
+            events = %count,
             payload = received,
             "envelope `events` disagrees with the payload length; processing the payload"
         );
