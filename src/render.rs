@@ -266,6 +266,9 @@ impl HelperDef for StyleHelper {
 
 /// `{{time timestamp "%H:%M"}}`: a RedBrick timestamp (seconds, milliseconds or RFC 3339)
 /// formatted in UTC with a strftime pattern, by default [`DEFAULT_TIME_FORMAT`].
+///
+/// A missing or unreadable value shows the event's `time` instead (the time of receipt
+/// for exactly those events): an event is never dropped over its timestamp.
 struct TimeHelper(Markup);
 
 impl HelperDef for TimeHelper {
@@ -273,7 +276,7 @@ impl HelperDef for TimeHelper {
         &self,
         h: &Helper<'rc>,
         _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
+        ctx: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
         out: &mut dyn Output,
     ) -> HelperResult {
@@ -282,9 +285,11 @@ impl HelperDef for TimeHelper {
             Some(_) => param_string(param(h, 1, "time")?, "time")?,
             None => DEFAULT_TIME_FORMAT.to_owned(),
         };
-        let time = timestamp_to_time(value).ok_or(RenderErrorReason::InvalidParamType(
-            "timestamp in seconds, ms or RFC 3339",
-        ))?;
+        let time = timestamp_to_time(value)
+            .or_else(|| ctx.data().get("time").and_then(timestamp_to_time))
+            .ok_or(RenderErrorReason::InvalidParamType(
+                "timestamp in seconds, ms or RFC 3339",
+            ))?;
         out.write(&self.0.escape(&format_time(time, &format)?))?;
         Ok(())
     }
@@ -457,6 +462,16 @@ mod tests {
         let text = renderer.render("t", Markup::Plain, &context).unwrap();
 
         assert_eq!(text, "2024-05-31 16:08 UTC / 16:08");
+    }
+
+    #[test]
+    fn an_unreadable_timestamp_falls_back_to_the_event_time() {
+        let renderer = renderer("{{time a}} / {{time b}}");
+        let context = json!({"a": null, "b": "soon", "time": "2024-05-31T16:08:37Z"});
+
+        let text = renderer.render("t", Markup::Plain, &context).unwrap();
+
+        assert_eq!(text, "2024-05-31 16:08 UTC / 2024-05-31 16:08 UTC");
     }
 
     #[test]

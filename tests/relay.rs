@@ -782,3 +782,29 @@ async fn deliver_raw(relay: &Relay, body: Value, destination: &str) -> support::
     assert_eq!(reply.status, 200, "answer: {:?}", reply.body);
     relay.fake(destination).wait_for(1).await.remove(0)
 }
+
+#[tokio::test]
+async fn a_missing_or_unreadable_timestamp_renders_the_time_of_receipt() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config("[[rules]]\nname = \"t\"\nto = [\"chat\"]\ntext = \"{{time timestamp \\\"%Y-%m-%d\\\"}}\"")
+        .start()
+        .await;
+    let mut missing = task_created("missing");
+    missing.as_object_mut().unwrap().remove("timestamp");
+    let mut unreadable = task_created("unreadable");
+    unreadable["timestamp"] = json!("soon");
+    let mut null = task_created("null");
+    null["timestamp"] = Value::Null;
+    let before = chrono::Utc::now().format("%Y-%m-%d").to_string();
+
+    let texts = deliver(&relay, envelope(vec![missing, unreadable, null]), "chat", 3).await;
+
+    let after = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    for text in texts {
+        assert!(
+            text == before || text == after,
+            "{text} is not today ({before})"
+        );
+    }
+}
