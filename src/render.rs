@@ -513,6 +513,21 @@ mod tests {
     }
 
     #[test]
+    fn render_errors_carry_the_position_of_the_failing_line() {
+        let renderer = renderer("line one\n  {{task_nmae}}");
+
+        let err = renderer
+            .render("t", Markup::Slack, &json!({"task_name": "x"}))
+            .unwrap_err();
+
+        assert_eq!(err.position, Some((2, 3)));
+        assert_eq!(
+            err.to_string(),
+            "template `t` failed to render at line 2, column 3: no variable `task_nmae`"
+        );
+    }
+
+    #[test]
     fn compile_errors_carry_a_position() {
         let err = Renderer::new()
             .add("t", "line one\n{{#if x}}no end")

@@ -174,11 +174,18 @@ impl TemplateLoader {
         }
     }
 
-    /// Renders every reachable (template, event type) pair for every markup.
-    pub(super) fn check_samples(&self, rules: &[Rule], problems: &mut Vec<Problem>, links: &Links) {
+    /// Renders every reachable (template, event type) pair for every markup; `rules` are
+    /// the valid rules with their position in the file. A template is reported once, on
+    /// the first sample it fails: the same mistake would fail the others too.
+    pub(super) fn check_samples(
+        &self,
+        rules: &[(usize, Rule)],
+        problems: &mut Vec<Problem>,
+        links: &Links,
+    ) {
         let mut checked = BTreeSet::new();
         let mut failed = BTreeSet::new();
-        for (index, rule) in rules.iter().enumerate() {
+        for (index, rule) in rules {
             let kinds = rule
                 .events
                 .clone()
@@ -188,13 +195,17 @@ impl TemplateLoader {
                     TemplateChoice::Default => kind.default_template(),
                     TemplateChoice::Named(name) => name.as_str(),
                 };
-                // One problem per template is enough, not one per event type.
-                if !failed.contains(name) && checked.insert((name.to_owned(), kind)) {
-                    let before = problems.len();
-                    self.try_sample(name, kind, index, links, problems);
-                    if problems.len() > before {
-                        failed.insert(name.to_owned());
-                    }
+                if failed.contains(name) || !checked.insert((name.to_owned(), kind)) {
+                    continue;
+                }
+                let key = match (&rule.template, self.origins.get(name)) {
+                    (TemplateChoice::Default, _) => format!("rules[{index}]"),
+                    (_, Some(Origin::Inline(_))) => format!("rules[{index}].text"),
+                    _ => format!("rules[{index}].template"),
+                };
+                if let Err(problem) = self.try_sample(name, kind, &key, links) {
+                    problems.push(problem);
+                    failed.insert(name.to_owned());
                 }
             }
         }
@@ -204,10 +215,9 @@ impl TemplateLoader {
         &self,
         name: &str,
         kind: EventKind,
-        rule: usize,
+        key: &str,
         links: &Links,
-        problems: &mut Vec<Problem>,
-    ) {
+    ) -> Result<(), Problem> {
         let sample = sample_event(kind);
         let context = with_route(
             event_context(&sample, Some("Chest CT"), links),
@@ -218,16 +228,10 @@ impl TemplateLoader {
             if let Err(err) = self.renderer.render(name, markup, &context) {
                 let origin = self.origins.get(name).cloned().unwrap_or(Origin::Shipped);
                 let message = format!("fails on a sample {kind} event: {}", err.reason);
-                let field = match origin {
-                    Origin::Inline(_) => ".text",
-                    Origin::File(_) => ".template",
-                    Origin::Shipped => "",
-                };
-                let key = format!("rules[{rule}]{field}");
-                problems.push(located(&origin, err.position, &key, message, name));
-                return;
+                return Err(located(&origin, err.position, key, message, name));
             }
         }
+        Ok(())
     }
 }
 

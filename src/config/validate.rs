@@ -115,6 +115,7 @@ pub(super) fn validate(
     let mut loader = TemplateLoader::new(&templates_dir);
     let rules = rules(&mut checker, &raw, &targets, &mut loader);
     loader.check_samples(&rules, &mut checker.problems, &Links::new(&app_url));
+    let rules: Vec<Rule> = rules.into_iter().map(|(_, rule)| rule).collect();
     warn_unused(&mut checker, &raw, &rules);
     let (retry, delivery) = delivery(&mut checker, &raw, base);
 
@@ -345,7 +346,7 @@ fn rules(
     raw: &RawConfig,
     targets: &BTreeMap<String, Target>,
     loader: &mut TemplateLoader,
-) -> Vec<Rule> {
+) -> Vec<(usize, Rule)> {
     let resolver = ProjectResolver::new(&raw.projects);
     let mut names = HashSet::new();
     let mut rules = Vec::new();
@@ -357,7 +358,7 @@ fn rules(
             checker.problem(rule.name.span(), format!("{key}.name"), message);
         }
         if let Some(rule) = one_rule(checker, rule, &key, &resolver, targets, loader) {
-            rules.push(rule);
+            rules.push((index, rule));
         }
     }
     rules
