@@ -348,6 +348,7 @@ fn rules(
     loader: &mut TemplateLoader,
 ) -> Vec<(usize, Rule)> {
     let resolver = ProjectResolver::new(&raw.projects);
+    let defined: Vec<&str> = raw.destinations.keys().map(String::as_str).collect();
     let mut names = HashSet::new();
     let mut rules = Vec::new();
     for (index, spanned) in raw.rules.iter().enumerate() {
@@ -357,7 +358,8 @@ fn rules(
             let message = format!("rule name `{}` is used twice", rule.name.get_ref());
             checker.problem(rule.name.span(), format!("{key}.name"), message);
         }
-        if let Some(rule) = one_rule(checker, rule, &key, &resolver, targets, loader) {
+        let destinations = (targets, defined.as_slice());
+        if let Some(rule) = one_rule(checker, rule, &key, &resolver, destinations, loader) {
             rules.push((index, rule));
         }
     }
@@ -369,7 +371,7 @@ fn one_rule(
     raw: &RawRule,
     key: &str,
     resolver: &ProjectResolver,
-    targets: &BTreeMap<String, Target>,
+    destinations: (&BTreeMap<String, Target>, &[&str]),
     loader: &mut TemplateLoader,
 ) -> Option<Rule> {
     let problems_before = checker.problems.len();
@@ -397,7 +399,7 @@ fn one_rule(
     let patterns = |list: &Vec<Text>| list.iter().map(|p| Pattern::new(p.get_ref())).collect();
     let stages: Option<Vec<Pattern>> = raw.stages.as_ref().map(patterns);
     let exclude_stages = raw.exclude_stages.as_ref().map_or_else(Vec::new, patterns);
-    let to = destination_names(checker, raw, key, targets);
+    let to = destination_names(checker, raw, key, destinations);
     let template = loader.choose(&checker.source, raw, key, &mut checker.problems);
 
     if checker.problems.len() > problems_before {
@@ -435,11 +437,14 @@ fn event_kinds(checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<Event
     kinds
 }
 
+/// The rule's destinations that are valid. One that is defined but invalid is skipped
+/// without a problem of its own: its definition's problem is already listed, and calling
+/// it unknown would send the user looking for a typo that is not there.
 fn destination_names(
     checker: &mut Checker<'_>,
     raw: &RawRule,
     key: &str,
-    targets: &BTreeMap<String, Target>,
+    (targets, defined): (&BTreeMap<String, Target>, &[&str]),
 ) -> Vec<String> {
     if raw.to.get_ref().is_empty() {
         let message = "a rule needs at least one destination".to_owned();
@@ -451,7 +456,9 @@ fn destination_names(
             names.push(name.get_ref().clone());
             continue;
         }
-        let defined: Vec<&str> = targets.keys().map(String::as_str).collect();
+        if defined.contains(&name.get_ref().as_str()) {
+            continue;
+        }
         let message = format!(
             "unknown destination `{}` (defined: {})",
             name.get_ref(),
