@@ -1,2 +1,369 @@
+use std::time::Duration;
+
+use super::*;
+use crate::destination::Kind;
+use crate::rules::TemplateChoice;
+
+const PROJECT: &str = "7d3f2e10-2222-4b3c-8d4e-000000000002";
+
+/// A config folder: `relay.toml` plus any other files, loaded with a fixed environment.
+struct Setup {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        Setup {
+            dir: tempfile::tempdir().unwrap(),
+            env: Vec::new(),
+        }
+    }
+
+    fn env(mut self, name: &str, value: &str) -> Setup {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn file(self, name: &str, text: &str) -> Setup {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    fn load(self, toml: &str) -> Result<Config, Vec<Problem>> {
+        let dir = self.dir.path().display().to_string();
+        let setup = self.file("relay.toml", toml).env("DIR", &dir);
+        let env = |name: &str| {
+            let found = setup.env.iter().find(|(key, _)| key == name);
+            found.map(|(_, value)| value.clone())
+        };
+        match Config::load_with_env(&setup.dir.path().join("relay.toml"), env) {
+            Ok(config) => Ok(config),
+            Err(ConfigError::Invalid(problems)) => Err(problems),
+            Err(read) => panic!("the test config could not be read: {read}"),
+        }
+    }
+}
+
+fn load(toml: &str) -> Result<Config, Vec<Problem>> {
+    Setup::new().load(toml)
+}
+
+fn problems(toml: &str) -> Vec<Problem> {
+    load(toml).expect_err("the config has a mistake")
+}
+
+/// `line:column: key: message` of every problem, without the temporary folder's path.
+fn described(problems: &[Problem]) -> Vec<String> {
+    problems
+        .iter()
+        .map(|p| {
+            let file = p.location.file.file_name().unwrap().to_string_lossy();
+            let at = format!("{file}:{}:{}", p.location.line, p.location.column);
+            format!("{at}: `{}`: {}", p.key, p.message)
+        })
+        .collect()
+}
+
+fn url_of(config: &Config, name: &str) -> String {
+    match &config.targets[name].destination.kind {
+        Kind::Slack { url } | Kind::Teams { url } => url.to_string(),
+        Kind::Console => panic!("`{name}` is the console"),
+    }
+}
+
+const CONSOLE_RULE: &str = "[destinations.console]\nkind = \"console\"\n\n\
+                            [[rules]]\nname = \"all\"\nto = [\"console\"]\n";
+
 #[test]
-fn placeholder() {}
+fn defaults_are_applied_to_a_minimal_config() {
+    let config = load(CONSOLE_RULE).unwrap();
+
+    let rule = &config.rules.rules()[0];
+    let console = &config.targets["console"];
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8787");
+    assert_eq!(config.server.path, "/redbrick");
+    assert_eq!(
+        config.links.project("o", "p"),
+        "https://app.redbrickai.com/o/projects/p"
+    );
+    assert_eq!(console.destination.kind, Kind::Console);
+    assert_eq!(console.destination.timeout, Duration::from_secs(10));
+    assert_eq!(console.markup, Markup::Plain);
+    assert_eq!(rule.events, None, "every event type");
+    assert_eq!(rule.projects, None, "every project");
+    assert_eq!(rule.stages, None, "every stage");
+    assert!(rule.exclude_projects.is_empty() && rule.exclude_stages.is_empty());
+    assert_eq!(rule.template, TemplateChoice::Default);
+    assert!(!rule.stop);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn set_values_replace_the_defaults() {
+    let toml = format!(
+        "[server]\nlisten = \"0.0.0.0:9000\"\npath = \"/hooks/redbrick/\"\n\n\
+         [redbrick]\napp_url = \"https://eu.redbrickai.example/\"\n\n\
+         [destinations.chat]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T/B/X\"\n\
+         timeout = \"30s\"\n\n{}",
+        "[[rules]]\nname = \"all\"\nto = [\"chat\"]\n"
+    );
+
+    let config = load(&toml).unwrap();
+
+    let chat = &config.targets["chat"];
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(
+        config.server.path, "/hooks/redbrick",
+        "a trailing slash is dropped"
+    );
+    assert_eq!(
+        config.links.project("o", "p"),
+        "https://eu.redbrickai.example/o/projects/p"
+    );
+    assert_eq!(chat.destination.timeout, Duration::from_secs(30));
+    assert_eq!(chat.markup, Markup::Slack);
+}
+
+#[test]
+fn project_names_are_resolved_to_ids_in_rules() {
+    let other = "99999999-2222-4b3c-8d4e-000000000009";
+    let toml = format!(
+        "[projects]\n\"{PROJECT}\" = \"Chest CT\"\n\"p-short\" = \"Knee MR\"\n\n\
+         [destinations.console]\nkind = \"console\"\n\n\
+         [[rules]]\nname = \"r\"\nto = [\"console\"]\n\
+         projects = [\"Chest CT\", \"{other}\", \"p-short\"]\nexclude_projects = [\"Knee MR\"]\n"
+    );
+
+    let config = load(&toml).unwrap();
+
+    let rule = &config.rules.rules()[0];
+    assert_eq!(
+        rule.projects,
+        Some(vec![
+            PROJECT.to_owned(),
+            other.to_owned(),
+            "p-short".to_owned()
+        ])
+    );
+    assert_eq!(rule.exclude_projects, ["p-short"]);
+    assert_eq!(config.project_name(PROJECT), Some("Chest CT"));
+}
+
+#[test]
+fn an_unknown_project_name_is_refused_where_it_is_written() {
+    let toml = format!("{CONSOLE_RULE}projects = [\"Chest CT\"]\n");
+
+    let problems = problems(&toml);
+
+    assert_eq!(
+        described(&problems),
+        [
+            "relay.toml:7:13: `rules[0].projects[0]`: unknown project `Chest CT`: not a name in \
+          [projects] nor a project id"
+        ]
+    );
+}
+
+#[test]
+fn url_file_is_read_with_its_trailing_newline_stripped() {
+    let setup = Setup::new()
+        .file("slack-url", "https://hooks.slack.com/services/T1/B2/abc\n")
+        .file(
+            "teams-url",
+            "https://x.logic.azure.com/workflows/1?sig=abc\r\n",
+        );
+    let toml = "[destinations.chat]\nkind = \"slack\"\nurl_file = \"${DIR}/slack-url\"\n\n\
+                [destinations.leads]\nkind = \"teams\"\nurl_file = \"${DIR}/teams-url\"\n\n\
+                [[rules]]\nname = \"all\"\nto = [\"chat\", \"leads\"]\n";
+
+    let config = setup.load(toml).unwrap();
+
+    assert_eq!(
+        url_of(&config, "chat"),
+        "https://hooks.slack.com/services/T1/B2/abc"
+    );
+    assert_eq!(
+        url_of(&config, "leads"),
+        "https://x.logic.azure.com/workflows/1?sig=abc"
+    );
+}
+
+#[test]
+fn url_takes_its_value_from_the_environment() {
+    let setup = Setup::new().env("SLACK_URL", "https://hooks.slack.com/services/T/B/s3");
+    let toml = "[destinations.chat]\nkind = \"slack\"\nurl = \"${SLACK_URL}\"\n\n\
+                [[rules]]\nname = \"all\"\nto = [\"chat\"]\n";
+
+    let config = setup.load(toml).unwrap();
+
+    assert_eq!(
+        url_of(&config, "chat"),
+        "https://hooks.slack.com/services/T/B/s3"
+    );
+}
+
+#[test]
+fn url_and_url_file_together_are_refused() {
+    let toml = "[destinations.chat]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\n\
+                url_file = \"/run/credentials/slack\"\n\n\
+                [[rules]]\nname = \"all\"\nto = [\"chat\"]\n";
+
+    let problems = problems(toml);
+
+    assert_eq!(
+        described(&problems),
+        ["relay.toml:3:7: `destinations.chat.url`: set `url` or `url_file`, not both"]
+    );
+}
+
+#[test]
+fn a_secret_url_never_appears_in_a_problem() {
+    let setup = Setup::new()
+        .env("X", "not a url/SECRET1")
+        .env("Y", "ftp://files.example/SECRET2")
+        .file("url", "mailto:SECRET3@example.com\n");
+    let toml = "[destinations.a]\nkind = \"slack\"\nurl = \"${X}\"\n\n\
+                [destinations.b]\nkind = \"teams\"\nurl = \"${Y}\"\n\n\
+                [destinations.c]\nkind = \"slack\"\nurl_file = \"${DIR}/url\"\n\n\
+                [[rules]]\nname = \"all\"\nto = [\"a\", \"b\", \"c\"]\n";
+
+    let problems = setup.load(toml).unwrap_err();
+
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "destinations.a.url",
+            "destinations.b.url",
+            "destinations.c.url_file"
+        ]
+    );
+    let shown = format!("{}\n{problems:?}", ConfigError::Invalid(problems.clone()));
+    assert!(!shown.contains("SECRET"), "{shown}");
+}
+
+#[test]
+fn an_unset_variable_is_named_and_its_destination_not_called_unknown() {
+    let toml = "[destinations.chat]\nkind = \"slack\"\nurl = \"${SLACK_URL}\"\n\n\
+                [destinations.console]\nkind = \"console\"\n\n\
+                [[rules]]\nname = \"all\"\nto = [\"console\", \"chat\", \"nowhere\"]\n";
+
+    let problems = problems(toml);
+
+    assert_eq!(
+        described(&problems),
+        [
+            "relay.toml:3:7: `destinations.chat.url`: environment variable `SLACK_URL` is \
+             not set",
+            "relay.toml:10:26: `rules[0].to[2]`: unknown destination `nowhere` (defined: \
+             chat, console)",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_rule_names_are_refused() {
+    let toml = format!("{CONSOLE_RULE}\n[[rules]]\nname = \"all\"\nto = [\"console\"]\n");
+
+    let problems = problems(&toml);
+
+    assert_eq!(
+        described(&problems),
+        ["relay.toml:9:8: `rules[1].name`: rule name `all` is used twice"]
+    );
+}
+
+#[test]
+fn unused_destinations_are_warned_about_but_loaded() {
+    let toml = format!("{CONSOLE_RULE}\n[destinations.spare]\nkind = \"console\"\n");
+
+    let config = load(&toml).unwrap();
+
+    assert_eq!(
+        described(&config.warnings),
+        ["relay.toml:8:1: `destinations.spare`: no rule sends to this destination"]
+    );
+    assert!(config.targets.contains_key("spare"));
+}
+
+#[test]
+fn sample_failures_name_the_rule_by_its_place_in_the_file() {
+    let toml = "[destinations.console]\nkind = \"console\"\n\n\
+                [[rules]]\nname = \"broken\"\nto = [\"nowhere\"]\n\n\
+                [[rules]]\nname = \"misspelt\"\nto = [\"console\"]\ntext = \"{{task_nmae}}\"\n";
+
+    let problems = problems(toml);
+
+    assert_eq!(
+        described(&problems),
+        [
+            "relay.toml:6:7: `rules[0].to[0]`: unknown destination `nowhere` (defined: \
+             console)",
+            "relay.toml:11:8: `rules[1].text`: fails on a sample TASK_CREATED event: no \
+             variable `task_nmae` (template line 1, column 1)",
+        ]
+    );
+}
+
+#[test]
+fn a_failing_template_file_is_pointed_at_the_failing_line() {
+    let setup = Setup::new().file("templates/review.hbs", "Task {{task_id}}\n  {{stgae}}\n");
+    let toml = format!("{CONSOLE_RULE}template = \"review\"\n");
+
+    let problems = setup.load(&toml).unwrap_err();
+
+    assert_eq!(
+        described(&problems),
+        [
+            "review.hbs:2:3: `rules[0].template`: fails on a sample TASK_CREATED event: no \
+          variable `stgae`"
+        ]
+    );
+}
+
+#[test]
+fn a_template_file_overrides_the_shipped_default() {
+    let setup = Setup::new().file("templates/task-created.hbs", "{{task_name}}!");
+
+    let config = setup.load(CONSOLE_RULE).unwrap();
+
+    let sample = templates::sample_event(crate::event::EventKind::TaskCreated);
+    let context = crate::render::with_route(
+        crate::render::event_context(&sample, None, &config.links),
+        "all",
+        "console",
+    );
+    let text = config
+        .renderer
+        .render("task-created", Markup::Plain, &context)
+        .unwrap();
+    assert_eq!(text, "CT_chest_0001.nii.gz!");
+}
+
+#[test]
+fn value_mistakes_are_all_listed_with_their_keys() {
+    let toml = "[server]\nlisten = \"localhost\"\npath = \"redbrick\"\n\n\
+                [destinations.chat]\nkind = \"slak\"\n\n\
+                [destinations.slow]\nkind = \"console\"\ntimeout = \"soon\"\n\n\
+                [[rules]]\nname = \"\"\nto = []\n";
+
+    let problems = problems(toml);
+
+    assert_eq!(
+        described(&problems),
+        [
+            "relay.toml:2:10: `server.listen`: `localhost` is not an address and port such as \
+             `127.0.0.1:8787`",
+            "relay.toml:3:8: `server.path`: `redbrick` must start with `/`",
+            "relay.toml:6:8: `destinations.chat.kind`: unknown kind `slak`; expected `slack`, \
+             `teams` or `console`",
+            "relay.toml:10:11: `destinations.slow.timeout`: `soon` is not a duration such as \
+             `10s` or `5m`",
+            "relay.toml:13:8: `rules[0].name`: must not be empty",
+            "relay.toml:14:6: `rules[0].to`: a rule needs at least one destination",
+        ]
+    );
+}
