@@ -15,7 +15,7 @@ use support::{
 async fn slack_relay() -> Relay {
     Relay::builder()
         .slack("chat")
-        .config("[[rules]]\nname = \"all\"\nto = [\"chat\"]")
+        .rule("all", &["chat"])
         .start()
         .await
 }
@@ -88,7 +88,7 @@ async fn slack_gets_exact_text_for_task_deleted() {
 async fn teams_gets_exact_card_for_task_entered_stage() {
     let relay = Relay::builder()
         .teams("leads")
-        .config("[[rules]]\nname = \"progress\"\nto = [\"leads\"]")
+        .rule("progress", &["leads"])
         .start()
         .await;
     let fake = relay.fake("leads");
@@ -138,7 +138,7 @@ async fn teams_gets_exact_card_for_task_entered_stage() {
 async fn teams_card_for_an_event_without_stage_opens_the_project() {
     let relay = Relay::builder()
         .teams("leads")
-        .config("[[rules]]\nname = \"new\"\nto = [\"leads\"]")
+        .rule("new", &["leads"])
         .start()
         .await;
 
@@ -159,12 +159,11 @@ async fn inline_text_template_is_rendered_for_each_destination() {
     let relay = Relay::builder()
         .slack("chat")
         .teams("leads")
-        .config(
-            r#"[[rules]]
-name = "inline"
-to = ["chat", "leads"]
-text = "{{event}} {{bold task_id}}{{#if stage}} in {{stage}}{{/if}} by {{updated_by}} ({{rule}} to {{destination}}, {{project}})"
-"#,
+        .text_rule(
+            "inline",
+            &["chat", "leads"],
+            "{{event}} {{bold task_id}}{{#if stage}} in {{stage}}{{/if}} by {{updated_by}} \
+             ({{rule}} to {{destination}}, {{project}})",
         )
         .start()
         .await;
@@ -220,7 +219,7 @@ async fn a_template_file_replaces_the_shipped_default() {
 async fn a_batch_of_three_events_arrives_as_three_messages_in_order() {
     let relay = Relay::builder()
         .slack("chat")
-        .config("[[rules]]\nname = \"all\"\nto = [\"chat\"]\ntext = \"{{event}} {{task_name}}{{stage}}\"")
+        .text_rule("all", &["chat"], "{{event}} {{task_name}}{{stage}}")
         .start()
         .await;
     let batch = envelope(vec![
@@ -336,7 +335,7 @@ async fn slack_escapes_mentions_and_ampersands_in_task_names() {
 async fn teams_escapes_markdown_in_task_names() {
     let relay = Relay::builder()
         .teams("leads")
-        .config("[[rules]]\nname = \"all\"\nto = [\"leads\"]")
+        .rule("all", &["leads"])
         .start()
         .await;
 
@@ -363,7 +362,7 @@ async fn quotes_never_become_entities() {
     let relay = Relay::builder()
         .slack("chat")
         .teams("leads")
-        .config("[[rules]]\nname = \"all\"\nto = [\"chat\", \"leads\"]\ntext = \"{{task_name}}\"")
+        .text_rule("all", &["chat", "leads"], "{{task_name}}")
         .start()
         .await;
     let name = r#"it's "done" `now`"#;
@@ -387,7 +386,7 @@ async fn non_latin_names_pass_through_unchanged() {
     let relay = Relay::builder()
         .slack("chat")
         .teams("leads")
-        .config("[[rules]]\nname = \"all\"\nto = [\"chat\", \"leads\"]\ntext = \"{{task_name}}\"")
+        .text_rule("all", &["chat", "leads"], "{{task_name}}")
         .start()
         .await;
     let names = [
@@ -414,7 +413,7 @@ async fn non_latin_names_pass_through_unchanged() {
 async fn seconds_and_milliseconds_render_the_same_time() {
     let relay = Relay::builder()
         .slack("chat")
-        .config("[[rules]]\nname = \"t\"\nto = [\"chat\"]\ntext = \"{{time timestamp}}\"")
+        .text_rule("t", &["chat"], "{{time timestamp}}")
         .start()
         .await;
     let mut seconds = task_created("s");
@@ -429,6 +428,17 @@ async fn seconds_and_milliseconds_render_the_same_time() {
     assert_eq!(texts, ["2024-05-31 16:08 UTC"; 3]);
 }
 
+/// What the request is, its body and content type, the status, code and part of the
+/// message expected.
+type BadRequest = (
+    &'static str,
+    Vec<u8>,
+    Option<&'static str>,
+    u16,
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test]
 async fn refuses_bad_requests_with_a_json_error_and_delivers_nothing() {
     let relay = slack_relay().await;
@@ -437,7 +447,7 @@ async fn refuses_bad_requests_with_a_json_error_and_delivers_nothing() {
     let mut no_task_id = task_created("x");
     no_task_id["data"].as_object_mut().unwrap().remove("taskId");
     let two_mib = format!(r#"{{"payload": [], "pad": "{}"}}"#, "x".repeat(2 << 20));
-    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16, &str, &str)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             "empty body",
             vec![],
@@ -670,7 +680,7 @@ async fn a_failing_destination_does_not_hold_up_another() {
     let relay = Relay::builder()
         .slack("down")
         .slack("up")
-        .config("[[rules]]\nname = \"all\"\nto = [\"down\", \"up\"]\ntext = \"{{task_name}}\"")
+        .text_rule("all", &["down", "up"], "{{task_name}}")
         .start()
         .await;
     relay
@@ -695,7 +705,7 @@ async fn a_stalled_destination_does_not_hold_up_another() {
     let relay = Relay::builder()
         .slack("stalled")
         .teams("up")
-        .config("[[rules]]\nname = \"all\"\nto = [\"stalled\", \"up\"]\ntext = \"{{task_name}}\"")
+        .text_rule("all", &["stalled", "up"], "{{task_name}}")
         .start()
         .await;
     let stall = Answer::stall(Platform::Slack, support::WAIT * 10);
@@ -735,7 +745,7 @@ async fn an_unnamed_project_is_shown_by_its_id() {
 async fn slack_text_over_the_limit_is_cut_visibly_below_it() {
     let relay = Relay::builder()
         .slack("chat")
-        .config("[[rules]]\nname = \"all\"\nto = [\"chat\"]\ntext = \"{{task_name}}\"")
+        .text_rule("all", &["chat"], "{{task_name}}")
         .start()
         .await;
     let name = "R&D ".repeat(12_000);
@@ -762,7 +772,7 @@ async fn slack_text_over_the_limit_is_cut_visibly_below_it() {
 async fn teams_card_over_the_size_limit_is_cut_to_fit() {
     let relay = Relay::builder()
         .teams("leads")
-        .config("[[rules]]\nname = \"all\"\nto = [\"leads\"]\ntext = \"{{task_name}}\"")
+        .text_rule("all", &["leads"], "{{task_name}}")
         .start()
         .await;
     let name = "\"*_ \u{1fac1}".repeat(6_000);
@@ -787,7 +797,7 @@ async fn deliver_raw(relay: &Relay, body: Value, destination: &str) -> support::
 async fn a_missing_or_unreadable_timestamp_renders_the_time_of_receipt() {
     let relay = Relay::builder()
         .slack("chat")
-        .config("[[rules]]\nname = \"t\"\nto = [\"chat\"]\ntext = \"{{time timestamp \\\"%Y-%m-%d\\\"}}\"")
+        .text_rule("t", &["chat"], r#"{{time timestamp "%Y-%m-%d"}}"#)
         .start()
         .await;
     let mut missing = task_created("missing");

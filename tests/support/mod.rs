@@ -499,6 +499,21 @@ impl RelayBuilder {
         self
     }
 
+    /// Adds a rule `name` sending every event to `to` with the shipped default templates.
+    pub fn rule(self, name: &str, to: &[&str]) -> RelayBuilder {
+        let to = toml::Value::from(to.to_vec());
+        self.config(&format!(
+            "[[rules]]\nname = {}\nto = {to}",
+            toml::Value::from(name)
+        ))
+    }
+
+    /// Adds a rule `name` sending every event to `to`, rendered with the inline `text`.
+    pub fn text_rule(self, name: &str, to: &[&str], text: &str) -> RelayBuilder {
+        let text = toml::Value::from(text);
+        self.rule(name, to).config(&format!("text = {text}"))
+    }
+
     /// Puts `templates/<name>.hbs` next to the config.
     pub fn template(mut self, name: &str, text: &str) -> RelayBuilder {
         self.templates.push((name.to_owned(), text.to_owned()));
