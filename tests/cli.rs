@@ -1,0 +1,478 @@
+//! The real binary: `check` and `render` as a user runs them.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use support::ConfigDir;
+
+/// A finished run of the binary.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// The binary, run in `dir` with no config in the environment.
+fn relay(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_redbrick-relay"));
+    command.current_dir(dir).env_remove("RELAY_CONFIG");
+    command
+}
+
+fn run(command: &mut Command, stdin: &[u8]) -> Run {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    input.write_all(stdin).expect("the binary reads its input");
+    drop(input);
+    let output = child.wait_with_output().expect("the binary finishes");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Writes `relay.toml` and runs `check` on it.
+fn check(dir: &ConfigDir, toml: &str) -> Run {
+    dir.write("relay.toml", toml);
+    run(
+        relay(dir.path()).args(["check", "--config", "relay.toml"]),
+        b"",
+    )
+}
+
+/// The folder holding the crate: the shipped `relay.toml`, templates and examples.
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+const CONSOLE: &str = "[destinations.console]\nkind = \"console\"\n\n";
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let dir = crate_dir();
+
+    let run = run(relay(dir).args(["check", "--config", "relay.toml"]), b"");
+
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "relay.toml: ok: 1 rules, 1 destinations, listening on 127.0.0.1:8787/redbrick\n"
+    );
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn check_reads_the_config_named_in_the_environment() {
+    let dir = ConfigDir::new();
+    let path = dir.write(
+        "elsewhere.toml",
+        &format!("{CONSOLE}[[rules]]\nname = \"a\"\nto = [\"console\"]\n"),
+    );
+
+    let run = run(
+        relay(dir.path()).arg("check").env("RELAY_CONFIG", &path),
+        b"",
+    );
+
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("elsewhere.toml: ok: 1 rules"),
+        "{run:?}"
+    );
+}
+
+/// What is wrong, `relay.toml`, other files (path, text), and the one problem expected.
+type Mistake = (
+    &'static str,
+    String,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+#[test]
+fn check_reports_each_mistake_with_its_place_and_key() {
+    let rule = "[[rules]]\nname = \"r\"\nto = [\"console\"]\n";
+    let cases: &[Mistake] = &[
+        (
+            "unknown key",
+            format!("{CONSOLE}{rule}tempalte = \"x\"\n"),
+            &[],
+            "relay.toml:7:1: `tempalte`: unknown field `tempalte`, expected one of `name`, \
+             `events`, `projects`, `exclude_projects`, `stages`, `exclude_stages`, `to`, \
+             `template`, `text`, `stop`",
+        ),
+        (
+            "unknown event name",
+            format!("{CONSOLE}{rule}events = [\"TASK_CREATED\", \"TASK_MOVED\"]\n"),
+            &[],
+            "relay.toml:7:27: `rules[0].events[1]`: unknown event `TASK_MOVED`; expected one \
+             of TASK_CREATED, TASK_ENTERED_STAGE, TASK_DELETED",
+        ),
+        (
+            "unknown destination",
+            format!("{CONSOLE}[[rules]]\nname = \"r\"\nto = [\"console\", \"reviewers\"]\n"),
+            &[],
+            "relay.toml:6:18: `rules[0].to[1]`: unknown destination `reviewers` (defined: \
+             console)",
+        ),
+        (
+            "unknown project name",
+            format!(
+                "[projects]\n\"p-1\" = \"Chest CT\"\n\n{CONSOLE}{rule}projects = [\"Chest XR\"]\n"
+            ),
+            &[],
+            "relay.toml:10:13: `rules[0].projects[0]`: unknown project `Chest XR`: not a name \
+             in [projects] nor a project id",
+        ),
+        (
+            "missing template file",
+            format!("{CONSOLE}{rule}template = \"reviews\"\n"),
+            &[],
+            "relay.toml:7:12: `rules[0].template`: template `reviews` not found: cannot read \
+             `templates/reviews.hbs`: No such file or directory (os error 2)",
+        ),
+        (
+            "template file that does not compile",
+            format!("{CONSOLE}{rule}template = \"broken\"\n"),
+            &[(
+                "templates/broken.hbs",
+                "Task {{task_id}}\n{{#if stage}}in {{stage}}\n",
+            )],
+            "templates/broken.hbs:3:1: `rules[0].template`: template does not compile: invalid \
+             handlebars syntax: expected escape, expression, html_expression, \
+             decorator_expression, partial_expression, invert_tag, invert_chain_tag, \
+             helper_block_start, helper_block_end, decorator_block_start, partial_block_start, \
+             raw_block_start, hbs_comment, or hbs_comment_compact",
+        ),
+        (
+            "inline template that does not compile",
+            format!("{CONSOLE}{rule}text = \"{{{{#if stage}}}}x\"\n"),
+            &[],
+            "relay.toml:7:8: `rules[0].text`: template does not compile: invalid handlebars \
+             syntax: expected escape, expression, html_expression, decorator_expression, \
+             partial_expression, invert_tag, invert_chain_tag, helper_block_start, \
+             helper_block_end, decorator_block_start, partial_block_start, raw_block_start, \
+             hbs_comment, or hbs_comment_compact (template line 1, column 15)",
+        ),
+        (
+            "misspelt variable inline",
+            format!("{CONSOLE}{rule}text = \"Task {{{{task_nmae}}}}\"\n"),
+            &[],
+            "relay.toml:7:8: `rules[0].text`: fails on a sample TASK_CREATED event: no variable \
+             `task_nmae` (template line 1, column 6)",
+        ),
+        (
+            "misspelt variable in a template file",
+            format!("{CONSOLE}{rule}template = \"review\"\n"),
+            &[("templates/review.hbs", "Task {{task_id}}\n  in {{stgae}}\n")],
+            "templates/review.hbs:2:6: `rules[0].template`: fails on a sample TASK_CREATED \
+             event: no variable `stgae`",
+        ),
+        (
+            "unset variable in a url",
+            "[destinations.chat]\nkind = \"slack\"\nurl = \"${RELAY_TEST_UNSET_URL}\"\n".into(),
+            &[],
+            "relay.toml:3:7: `destinations.chat.url`: environment variable \
+             `RELAY_TEST_UNSET_URL` is not set",
+        ),
+        (
+            "unset variable in a url_file",
+            "[destinations.chat]\nkind = \"teams\"\nurl_file = \"${RELAY_TEST_UNSET_DIR}/url\"\n"
+                .into(),
+            &[],
+            "relay.toml:3:12: `destinations.chat.url_file`: environment variable \
+             `RELAY_TEST_UNSET_DIR` is not set",
+        ),
+        (
+            "unknown kind",
+            "[destinations.chat]\nkind = \"discord\"\n".into(),
+            &[],
+            "relay.toml:2:8: `destinations.chat.kind`: unknown kind `discord`; expected \
+             `slack`, `teams` or `console`",
+        ),
+    ];
+
+    for (what, toml, files, expected) in cases {
+        let dir = ConfigDir::new();
+        for (name, text) in *files {
+            dir.write(name, text);
+        }
+
+        let run = check(&dir, toml);
+
+        assert_eq!(run.code, Some(2), "{what}: {run:?}");
+        assert_eq!(run.stderr, format!("error: {expected}\n"), "{what}");
+        assert_eq!(run.stdout, "", "{what}");
+    }
+}
+
+#[test]
+fn check_lists_every_mistake_at_once() {
+    let dir = ConfigDir::new();
+    dir.write("templates/review.hbs", "{{stgae}}");
+    let toml = r#"[destinations.console]
+kind = "console"
+
+[destinations.chat]
+kind = "slack"
+url = "${RELAY_TEST_UNSET_URL}"
+
+[[rules]]
+name = "created"
+events = ["TASK_CREATD"]
+projects = ["Chest XR"]
+to = ["console", "reviewers"]
+
+[[rules]]
+name = "missing"
+to = ["console"]
+template = "missing"
+
+[[rules]]
+name = "misspelt"
+to = ["console"]
+text = "{{task_nmae}}"
+
+[[rules]]
+name = "file"
+events = ["TASK_DELETED"]
+to = ["console"]
+template = "review"
+"#;
+
+    let run = check(&dir, toml);
+
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let expected = [
+        "relay.toml:6:7: `destinations.chat.url`: environment variable `RELAY_TEST_UNSET_URL` \
+         is not set",
+        "relay.toml:10:11: `rules[0].events[0]`: unknown event `TASK_CREATD`; expected one of \
+         TASK_CREATED, TASK_ENTERED_STAGE, TASK_DELETED",
+        "relay.toml:11:13: `rules[0].projects[0]`: unknown project `Chest XR`: not a name in \
+         [projects] nor a project id",
+        "relay.toml:12:18: `rules[0].to[1]`: unknown destination `reviewers` (defined: chat, \
+         console)",
+        "relay.toml:17:12: `rules[1].template`: template `missing` not found: cannot read \
+         `templates/missing.hbs`: No such file or directory (os error 2)",
+        "relay.toml:22:8: `rules[2].text`: fails on a sample TASK_CREATED event: no variable \
+         `task_nmae` (template line 1, column 1)",
+        "templates/review.hbs:1:1: `rules[3].template`: fails on a sample TASK_DELETED event: \
+         no variable `stgae`",
+    ];
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let mut wanted: Vec<String> = expected.iter().map(|e| format!("error: {e}")).collect();
+    wanted.push(format!("{} problems found", expected.len()));
+    assert_eq!(lines, wanted);
+}
+
+#[test]
+fn check_never_prints_a_secret_url() {
+    let dir = ConfigDir::new();
+    dir.write("url", "https://hooks.slack.com/services/T1/B2/SECRET1 \n");
+    let toml = "[destinations.chat]\nkind = \"slack\"\nurl = \"${RELAY_TEST_URL}\"\n\n\
+                [destinations.leads]\nkind = \"teams\"\nurl_file = \"url\"\ntimeout = \"1x\"\n";
+    dir.write("relay.toml", toml);
+
+    let run = run(
+        relay(dir.path())
+            .args(["check", "--config", "relay.toml"])
+            .env("RELAY_TEST_URL", "not a url/SECRET2"),
+        b"",
+    );
+
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("`destinations.chat.url`: is not"),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("SECRET"), "{}", run.stderr);
+}
+
+#[test]
+fn render_prints_the_exact_console_body() {
+    let dir = crate_dir();
+
+    let args = ["render", "--event", "examples/task-entered-stage.json"];
+    let run = run(relay(dir).args(args), b"");
+
+    let project = "https://app.redbrickai.com/0b6c9a7e-1111-4a2b-9c3d-000000000001/projects/\
+                   7d3f2e10-2222-4b3c-8d4e-000000000002";
+    let task = format!("{project}/tool/Review_1?taskid=c4a1b2d3-3333-4c4d-9e5f-000000000003");
+    let expected = format!(
+        "event 0: TASK_ENTERED_STAGE 5f0e6c1a-2b3c-4d5e-8f90-1a2b3c4d5e6f\n\
+         --- rule `everything-to-console` to `console` (Console)\n\
+         Task c4a1b2d3-3333-4c4d-9e5f-000000000003 ({task}) entered Review_1 in Chest CT \
+         ({project}) (moved by annotator@example.com)\n"
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout, expected);
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn render_reads_the_event_from_stdin() {
+    let dir = crate_dir();
+    let event = std::fs::read(dir.join("examples/task-entered-stage.json"))
+        .expect("the example event is shipped");
+
+    let from_stdin = run(relay(dir).args(["render", "--event", "-"]), &event);
+    let from_file = run(
+        relay(dir).args(["render", "--event", "examples/task-entered-stage.json"]),
+        b"",
+    );
+
+    assert_eq!(from_stdin.code, Some(0), "{from_stdin:?}");
+    assert!(
+        from_stdin.stdout.contains("entered Review_1"),
+        "{from_stdin:?}"
+    );
+    assert_eq!(from_stdin.stdout, from_file.stdout);
+}
+
+#[test]
+fn render_explain_names_the_failed_condition_of_each_rule() {
+    let dir = ConfigDir::new();
+    dir.write(
+        "relay.toml",
+        &format!(
+            r#"{CONSOLE}[[rules]]
+name = "created"
+events = ["TASK_CREATED"]
+to = ["console"]
+
+[[rules]]
+name = "other-project"
+projects = ["99999999-2222-4b3c-8d4e-000000000009"]
+to = ["console"]
+
+[[rules]]
+name = "labels"
+stages = ["Label", "Consensus_*"]
+to = ["console"]
+
+[[rules]]
+name = "not-reviews"
+exclude_stages = ["Output", "Review_*"]
+to = ["console"]
+
+[[rules]]
+name = "stopper"
+to = ["console"]
+text = "stopped"
+stop = true
+
+[[rules]]
+name = "after"
+to = ["console"]
+"#
+        ),
+    );
+
+    let args = [
+        "render",
+        "--explain",
+        "--event",
+        "-",
+        "--config",
+        "relay.toml",
+    ];
+    let event = std::fs::read(crate_dir().join("examples/task-entered-stage.json"))
+        .expect("the example event is shipped");
+    let run = run(relay(dir.path()).args(args), &event);
+
+    let expected = [
+        "event 0: TASK_ENTERED_STAGE 5f0e6c1a-2b3c-4d5e-8f90-1a2b3c4d5e6f",
+        "  rule `created`: no match: event type `TASK_ENTERED_STAGE` is not in `events`",
+        "  rule `other-project`: no match: project `7d3f2e10-2222-4b3c-8d4e-000000000002` is \
+         not in `projects`",
+        "  rule `labels`: no match: stage `Review_1` matches nothing in `stages`",
+        "  rule `not-reviews`: no match: stage `Review_1` matches `Review_*` in `exclude_stages`",
+        "  rule `stopper`: matched",
+        "  rule `after`: no match: rule `stopper` matched first and has `stop = true`",
+        "--- rule `stopper` to `console` (Console)",
+        "stopped",
+    ];
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn render_shows_exact_slack_and_teams_bodies_without_their_urls() {
+    let dir = ConfigDir::new();
+    dir.write(
+        "relay.toml",
+        r#"[destinations.chat]
+kind = "slack"
+url = "https://hooks.slack.com/services/T1/B2/SECRET"
+
+[destinations.leads]
+kind = "teams"
+url = "https://x.logic.azure.com:443/workflows/1/triggers/manual/paths/invoke?sig=SECRET"
+
+[[rules]]
+name = "r"
+to = ["chat", "leads"]
+text = "{{bold stage}} <!here>"
+"#,
+    );
+
+    let args = ["render", "--event", "-", "--config", "relay.toml"];
+    let event = std::fs::read(crate_dir().join("examples/task-entered-stage.json"))
+        .expect("the example event is shipped");
+    let run = run(relay(dir.path()).args(args), &event);
+
+    let task = "https://app.redbrickai.com/0b6c9a7e-1111-4a2b-9c3d-000000000001/projects/\
+                7d3f2e10-2222-4b3c-8d4e-000000000002/tool/Review_1\
+                ?taskid=c4a1b2d3-3333-4c4d-9e5f-000000000003";
+    let card = serde_json::json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": [{"type": "TextBlock", "text": r"**Review\_1** <!here>", "wrap": true}],
+                "actions": [{"type": "Action.OpenUrl", "title": "Open in RedBrick", "url": task}],
+            },
+        }],
+    });
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(lines[1], "--- rule `r` to `chat` (Slack(hooks.slack.com))");
+    assert_eq!(lines[2], r#"{"text":"*Review_1* <!here>"}"#);
+    assert_eq!(
+        lines[3],
+        "--- rule `r` to `leads` (Teams(x.logic.azure.com))"
+    );
+    let shown: serde_json::Value = serde_json::from_str(lines[4]).expect("the card is JSON");
+    assert_eq!(shown, card);
+    assert!(!run.stdout.contains("SECRET"), "{}", run.stdout);
+}
+
+#[test]
+fn render_refuses_a_body_that_is_not_a_webhook() {
+    let dir = crate_dir();
+
+    let run = run(
+        relay(dir).args(["render", "--event", "-"]),
+        br#"{"version": "v1.0", "events": 1}"#,
+    );
+
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: not a RedBrick webhook body: `payload` is missing\n"
+    );
+}
