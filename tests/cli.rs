@@ -107,7 +107,8 @@ fn check_reports_each_mistake_with_its_place_and_key() {
             "unknown key",
             format!("{CONSOLE}{rule}tempalte = \"x\"\n"),
             &[],
-            "relay.toml:7:1: `tempalte`: unknown field `tempalte`, expected one of `name`, \
+            "relay.toml:7:1: `rules[0].tempalte`: unknown field `tempalte`, expected one of \
+             `name`, \
              `events`, `projects`, `exclude_projects`, `stages`, `exclude_stages`, `to`, \
              `template`, `text`, `stop`",
         ),
@@ -232,6 +233,7 @@ name = "created"
 events = ["TASK_CREATD"]
 projects = ["Chest XR"]
 to = ["console", "reviewers"]
+tempalte = "created"
 
 [[rules]]
 name = "missing"
@@ -248,12 +250,19 @@ name = "file"
 events = ["TASK_DELETED"]
 to = ["console"]
 template = "review"
+
+[redbrick]
+ap_url = "https://app.redbrickai.com"
 "#;
 
     let run = check(&dir, toml);
 
     assert_eq!(run.code, Some(2), "{run:?}");
     let expected = [
+        "relay.toml:13:1: `rules[0].tempalte`: unknown field `tempalte`, expected one of \
+         `name`, `events`, `projects`, `exclude_projects`, `stages`, `exclude_stages`, `to`, \
+         `template`, `text`, `stop`",
+        "relay.toml:32:1: `redbrick.ap_url`: unknown field `ap_url`, expected `app_url`",
         "relay.toml:6:7: `destinations.chat.url`: environment variable `RELAY_TEST_UNSET_URL` \
          is not set",
         "relay.toml:10:11: `rules[0].events[0]`: unknown event `TASK_CREATD`; expected one of \
@@ -262,9 +271,9 @@ template = "review"
          [projects] nor a project id",
         "relay.toml:12:18: `rules[0].to[1]`: unknown destination `reviewers` (defined: chat, \
          console)",
-        "relay.toml:17:12: `rules[1].template`: template `missing` not found: cannot read \
+        "relay.toml:18:12: `rules[1].template`: template `missing` not found: cannot read \
          `templates/missing.hbs`: No such file or directory (os error 2)",
-        "relay.toml:22:8: `rules[2].text`: fails on a sample TASK_CREATED event: no variable \
+        "relay.toml:23:8: `rules[2].text`: fails on a sample TASK_CREATED event: no variable \
          `task_nmae` (template line 1, column 1)",
         "templates/review.hbs:1:1: `rules[3].template`: fails on a sample TASK_DELETED event: \
          no variable `stgae`",

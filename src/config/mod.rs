@@ -6,6 +6,7 @@
 //! key. A config that loads is one the relay fully understands; there is no half state.
 //! Reloading is loading again and swapping the result in.
 
+mod parse;
 mod raw;
 mod server;
 mod source;

@@ -367,3 +367,49 @@ fn value_mistakes_are_all_listed_with_their_keys() {
         ]
     );
 }
+
+#[test]
+fn every_unknown_key_is_listed_with_the_other_mistakes() {
+    let toml = "templates_dri = \"t\"\n\n[redbrick]\nap_url = \"https://x.test\"\n\n\
+                [destinations.console]\nkind = \"console\"\ntiemout = \"1s\"\n\n\
+                [[rules]]\nname = \"r\"\nto = [\"console\", \"nowhere\"]\n";
+
+    let problems = problems(toml);
+
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "templates_dri",
+            "redbrick.ap_url",
+            "destinations.console.tiemout",
+            "rules[0].to[1]"
+        ]
+    );
+    assert_eq!(
+        described(&problems[1..2]),
+        ["relay.toml:4:1: `redbrick.ap_url`: unknown field `ap_url`, expected `app_url`"]
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_named_by_its_key() {
+    let toml = format!("{CONSOLE_RULE}stop = \"yes\"\n");
+
+    let problems = problems(&toml);
+
+    assert_eq!(
+        described(&problems),
+        ["relay.toml:7:8: `rules[0].stop`: invalid type: string \"yes\", expected a boolean"]
+    );
+}
+
+#[test]
+fn a_file_that_is_not_toml_is_one_problem_at_its_place() {
+    let problems = problems("[server]\nlisten = [1\n");
+
+    assert_eq!(
+        described(&problems),
+        ["relay.toml:2:12: `(file)`: unclosed array, expected `]`"]
+    );
+}

@@ -75,7 +75,6 @@ impl Checker<'_> {
     }
 }
 
-/// Checks `text` (the contents of `path`) completely.
 /// Only the store's path, for the operator commands: they must work without the
 /// webhook secrets the rest of the config may need.
 pub(super) fn store_path_only(
@@ -84,25 +83,31 @@ pub(super) fn store_path_only(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<PathBuf, Vec<Problem>> {
     let source = Source { path, text };
-    let raw: RawConfig = toml::from_str(text).map_err(|err| vec![parse_problem(&source, &err)])?;
-    Ok(store_path(
-        &raw,
-        path.parent().unwrap_or(Path::new(".")),
-        env,
-    ))
+    match super::parse::parse(&source) {
+        (Some(raw), problems) if problems.is_empty() => Ok(store_path(
+            &raw,
+            path.parent().unwrap_or(Path::new(".")),
+            env,
+        )),
+        (_, problems) => Err(problems),
+    }
 }
 
+/// Checks `text` (the contents of `path`) completely.
 pub(super) fn validate(
     path: &Path,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<Problem>> {
     let source = Source { path, text };
-    let raw: RawConfig = toml::from_str(text).map_err(|err| vec![parse_problem(&source, &err)])?;
+    let (raw, problems) = super::parse::parse(&source);
+    let Some(raw) = raw else {
+        return Err(problems);
+    };
     let mut checker = Checker {
         source,
         env,
-        problems: Vec::new(),
+        problems,
         warnings: Vec::new(),
     };
 
@@ -137,17 +142,6 @@ pub(super) fn validate(
         delivery,
         warnings: checker.warnings,
     })
-}
-
-fn parse_problem(source: &Source<'_>, err: &toml::de::Error) -> Problem {
-    let span = err.span().unwrap_or(0..0);
-    let key = source.text.get(span.clone()).unwrap_or("").trim();
-    let key = if key.is_empty() || key.len() > 60 {
-        "(file)"
-    } else {
-        key
-    };
-    source.problem(span, key, err.message().trim().to_owned())
 }
 
 pub(super) fn text_or(value: &Option<Text>, default: &str) -> String {
