@@ -45,7 +45,8 @@ pub struct Routed {
     pub matched: bool,
 }
 
-/// Renders every message `event` leads to under `config`.
+/// Renders every message `event` leads to under `config`; a message that renders to
+/// nothing but whitespace is left out.
 pub fn route(config: &Config, event: &Event) -> Routed {
     let rules = config.rules.matching(event);
     let mut routed = Routed {
@@ -71,6 +72,12 @@ pub fn route(config: &Config, event: &Event) -> Routed {
             let target = &config.targets[name];
             let context = with_route(base.clone(), &rule.name, name);
             match config.renderer.render(template, target.markup, &context) {
+                // Nothing to say is not a message: Slack refuses an empty `text` for good,
+                // and a template may use `{{#if}}` to stay silent for some events.
+                Ok(text) if text.trim().is_empty() => {
+                    tracing::debug!(rule = %rule.name, destination = %name,
+                        "message rendered empty; not sent");
+                }
                 Ok(text) => {
                     let text = text.trim_end().to_owned();
                     let body = target.destination.body(&text, link.as_deref());

@@ -818,3 +818,39 @@ async fn a_missing_or_unreadable_timestamp_renders_the_time_of_receipt() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_message_that_renders_empty_is_not_sent() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .teams("leads")
+        .text_rule(
+            "named-only",
+            &["chat", "leads"],
+            "{{#if task_name}}{{task_name}}{{/if}}\n",
+        )
+        .start()
+        .await;
+
+    let reply = relay
+        .post(&envelope(vec![
+            task_entered_stage("Label"),
+            task_created("named"),
+        ]))
+        .await;
+
+    let slack = relay.fake("chat").wait_for_texts(1).await;
+    let teams = relay.fake("leads").wait_for_texts(1).await;
+    assert_eq!(
+        slack,
+        ["named"],
+        "the empty message comes first if it is sent"
+    );
+    assert_eq!(
+        teams,
+        ["named"],
+        "the empty message comes first if it is sent"
+    );
+    assert_eq!(reply.body["deliveries"], 2);
+    relay.assert_no_violations();
+}
