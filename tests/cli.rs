@@ -72,6 +72,27 @@ fn check_accepts_the_shipped_config() {
 }
 
 #[test]
+fn check_passes_with_warnings_for_unused_destinations() {
+    let dir = ConfigDir::new();
+    let toml = format!(
+        "{CONSOLE}[destinations.spare]\nkind = \"console\"\n\n\
+         [[rules]]\nname = \"a\"\nto = [\"console\"]\n"
+    );
+
+    let run = check(&dir, &toml);
+
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "warning: relay.toml:4:1: `destinations.spare`: no rule sends to this destination\n"
+    );
+    assert_eq!(
+        run.stdout,
+        "relay.toml: ok: 1 rules, 2 destinations, listening on 127.0.0.1:8787/redbrick\n"
+    );
+}
+
+#[test]
 fn check_reads_the_config_named_in_the_environment() {
     let dir = ConfigDir::new();
     let path = dir.write(
@@ -468,6 +489,33 @@ text = "{{bold stage}} <!here>"
     let shown: serde_json::Value = serde_json::from_str(lines[4]).expect("the card is JSON");
     assert_eq!(shown, card);
     assert!(!run.stdout.contains("SECRET"), "{}", run.stdout);
+}
+
+#[test]
+fn render_names_skipped_and_unmatched_events() {
+    let dir = ConfigDir::new();
+    let toml = format!(
+        "{CONSOLE}[[rules]]\nname = \"created\"\nevents = [\"TASK_CREATED\"]\n\
+         to = [\"console\"]\n"
+    );
+    dir.write("relay.toml", &toml);
+    let body = r#"{"payload": [
+        {"event": "TASK_ARCHIVED", "id": "a"},
+        {"event": "TASK_DELETED", "id": "d", "timestamp": 1,
+         "data": {"orgId": "o", "projectId": "p", "taskId": "t"}}
+    ]}"#;
+
+    let run = run(
+        relay(dir.path()).args(["render", "--event", "-"]),
+        body.as_bytes(),
+    );
+
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "payload[0]: unknown event type `TASK_ARCHIVED`, skipped\n\
+         event 0: TASK_DELETED d\n  no rule matched\n"
+    );
 }
 
 #[test]
