@@ -854,3 +854,21 @@ async fn a_message_that_renders_empty_is_not_sent() {
     assert_eq!(reply.body["deliveries"], 2);
     relay.assert_no_violations();
 }
+
+#[tokio::test]
+async fn an_event_sent_again_is_answered_but_not_delivered_twice() {
+    let relay = slack_relay().await;
+    let body = envelope(vec![task_created("once")]);
+
+    let first = relay.post(&body).await;
+    let again = relay.post(&body).await;
+    let texts = deliver(&relay, envelope(vec![task_created("barrier")]), "chat", 2).await;
+
+    assert_eq!(first.body["deliveries"], 1);
+    assert_eq!(
+        again.body,
+        json!({"received": 1, "matched": 0, "skipped": 0, "duplicates": 1, "deliveries": 0})
+    );
+    assert!(texts[0].contains("*once*"), "{texts:?}");
+    assert!(texts[1].contains("*barrier*"), "sent once only: {texts:?}");
+}
