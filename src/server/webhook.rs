@@ -50,7 +50,11 @@ pub async fn dispatch(
         });
     }
 
-    let acceptance = deliverer.outbox().accept(incoming).await.map_err(|err| {
+    // Stamped with the workers' clock, which they compare the stamps with: the system
+    // clock may have been set since they started.
+    let now = deliverer.clock().now_ms();
+    let accepted = deliverer.outbox().accept_at(incoming, now).await;
+    let acceptance = accepted.map_err(|err| {
         tracing::error!(error = %err, "cannot commit deliveries; asking the sender to retry");
         let message = "the relay cannot store deliveries right now; retry later";
         ApiError::new(
