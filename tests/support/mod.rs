@@ -1,31 +1,31 @@
-//! What every integration test shares: fake Slack and Teams endpoints, a relay started
-//! in-process against them, config files in a temporary folder, and sample events.
+//! What every integration test shares: fake Slack and Teams endpoints (`fake`), a relay
+//! started in-process against them, paused time for tests that assert waits (`paused`),
+//! config files in a temporary folder, and sample events.
 //!
-//! The fakes are real HTTP servers on 127.0.0.1:0 that hold the relay to
-//! `docs/chat-platforms.md`: every request is recorded, and anything the platform would
-//! refuse is recorded as a violation as well as answered the way the platform answers.
-//! They can be told to answer differently (fail, stall) for the next requests. Nothing
-//! here sleeps to wait for a result: waits end as soon as the awaited request arrives.
+//! Nothing here sleeps to wait for a result: waits end as soon as the awaited request
+//! arrives.
 
 // Each test binary uses its own part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+mod fake;
+pub mod paused;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
-use warp::http::{HeaderMap, Method, Response};
-use warp::Filter;
+use warp::http::Method;
 
+pub use fake::{Answer, Fake, Platform, Received};
 use redbrick_relay::config::Config;
+use redbrick_relay::outbox::{DeliveryRow, Outbox, State};
 
 /// How long a test waits for something that should happen at once.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -121,360 +121,12 @@ impl ConfigDir {
     }
 }
 
-/// Which platform a fake plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    Slack,
-    Teams,
-}
-
-/// One request a fake received.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub method: Method,
-    pub path: String,
-    /// The query string, without `?`; empty when there was none.
-    pub query: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Received {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
-            panic!(
-                "body is not JSON ({err}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    /// The message text: Slack's `text`, or the first TextBlock of a Teams card.
-    pub fn text(&self) -> String {
-        let json = self.json();
-        let text = json
-            .get("text")
-            .or_else(|| json.pointer("/attachments/0/content/body/0/text"));
-        match text.and_then(Value::as_str) {
-            Some(text) => text.to_owned(),
-            None => panic!("no message text in {json}"),
-        }
-    }
-}
-
-/// How a fake answers a request instead of its platform's usual answer.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub body: String,
-    pub headers: Vec<(String, String)>,
-    /// How long to hold the request before answering.
-    pub delay: Duration,
-}
-
-impl Answer {
-    pub fn status(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            body: body.to_owned(),
-            headers: Vec::new(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    /// Holds the request for `delay`, then answers as the platform does on success.
-    pub fn stall(platform: Platform, delay: Duration) -> Answer {
-        Answer {
-            delay,
-            ..success(platform)
-        }
-    }
-
-    pub fn with_header(mut self, name: &str, value: &str) -> Answer {
-        self.headers.push((name.to_owned(), value.to_owned()));
-        self
-    }
-}
-
-fn success(platform: Platform) -> Answer {
-    match platform {
-        Platform::Slack => Answer::status(200, "ok"),
-        Platform::Teams => Answer::status(202, ""),
-    }
-}
-
-#[derive(Default)]
-struct Record {
-    requests: Vec<Received>,
-    violations: Vec<String>,
-    script: VecDeque<Answer>,
-}
-
-/// A fake Slack incoming webhook or Teams Workflows trigger on 127.0.0.1.
-pub struct Fake {
-    platform: Platform,
-    address: SocketAddr,
-    record: Arc<Mutex<Record>>,
-    count: watch::Receiver<usize>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Fake {
-    pub async fn start(platform: Platform) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding 127.0.0.1:0 succeeds");
-        let address = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let record = Arc::new(Mutex::new(Record::default()));
-        let (count_tx, count) = watch::channel(0);
-        let filter = fake_filter(platform, record.clone(), Arc::new(count_tx));
-        let server = tokio::spawn(warp::serve(filter).incoming(listener).run());
-        Fake {
-            platform,
-            address,
-            record,
-            count,
-            server,
-        }
-    }
-
-    /// The webhook URL, shaped like the real platform's, secret part included.
-    pub fn url(&self) -> String {
-        let address = self.address;
-        match self.platform {
-            Platform::Slack => format!("http://{address}/services/T0001/B0001/XXSECRETXX"),
-            Platform::Teams => format!(
-                "http://{address}/workflows/0a1b2c/triggers/manual/paths/invoke\
-                 ?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=XXSECRETXX"
-            ),
-        }
-    }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<Received> {
-        self.lock().requests.clone()
-    }
-
-    /// What the platform would have refused or silently dropped, one line each.
-    pub fn violations(&self) -> Vec<String> {
-        self.lock().violations.clone()
-    }
-
-    /// Answers the next `n` requests with `answer` instead of the platform's own answer.
-    pub fn answer_next(&self, n: usize, answer: Answer) {
-        let mut record = self.lock();
-        record.script.extend(std::iter::repeat_n(answer, n));
-    }
-
-    /// Waits until at least `n` requests have arrived and returns the first `n`; fails
-    /// the test with what did arrive after [`WAIT`].
-    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
-        let mut count = self.count.clone();
-        let arrived = tokio::time::timeout(WAIT, count.wait_for(|&count| count >= n)).await;
-        let requests = self.requests();
-        if !matches!(arrived, Ok(Ok(_))) {
-            let bodies: Vec<_> = requests
-                .iter()
-                .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-                .collect();
-            panic!("expected {n} requests within {WAIT:?}, got {bodies:#?}");
-        }
-        requests.into_iter().take(n).collect()
-    }
-
-    /// The texts of the first `n` messages, once they have arrived.
-    pub async fn wait_for_texts(&self, n: usize) -> Vec<String> {
-        self.wait_for(n).await.iter().map(Received::text).collect()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
-        self.record
-            .lock()
-            .expect("no fake handler panics while holding the record")
-    }
-}
-
-fn fake_filter(
-    platform: Platform,
-    record: Arc<Mutex<Record>>,
-    count: Arc<watch::Sender<usize>>,
-) -> impl Filter<Extract = (Response<String>,), Error = warp::Rejection> + Clone {
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::method()
-        .and(warp::path::full())
-        .and(query)
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
-        .then(
-            move |method, path: warp::path::FullPath, query, headers, body| {
-                let received = Received {
-                    method,
-                    path: path.as_str().to_owned(),
-                    query,
-                    headers,
-                    body,
-                };
-                let (record, count) = (record.clone(), count.clone());
-                async move { answer(platform, received, &record, &count).await }
-            },
-        )
-}
-
-/// Records the request, checks it against the platform's rules, and answers.
-async fn answer(
-    platform: Platform,
-    received: Received,
-    record: &Mutex<Record>,
-    count: &watch::Sender<usize>,
-) -> Response<String> {
-    let verdict = match platform {
-        Platform::Slack => check_slack(&received),
-        Platform::Teams => check_teams(&received),
-    };
-    let answer = {
-        let mut record = record
-            .lock()
-            .expect("no fake handler panics while holding it");
-        record.requests.push(received);
-        let default = match verdict {
-            Ok(()) => success(platform),
-            Err(refusal) => {
-                record.violations.push(refusal.violation);
-                refusal.answer
-            }
-        };
-        record.script.pop_front().unwrap_or(default)
-    };
-    count.send_modify(|count| *count += 1);
-    if !answer.delay.is_zero() {
-        tokio::time::sleep(answer.delay).await;
-    }
-    let mut response = Response::builder().status(answer.status);
-    for (name, value) in &answer.headers {
-        response = response.header(name, value);
-    }
-    response
-        .body(answer.body)
-        .expect("a scripted answer is a valid response")
-}
-
-/// A request the platform would not take: what was wrong, and what the platform answers.
-struct Refusal {
-    violation: String,
-    answer: Answer,
-}
-
-fn refuse(violation: String, status: u16, body: &str) -> Refusal {
-    Refusal {
-        violation,
-        answer: Answer::status(status, body),
-    }
-}
-
-fn content_type_is_json(received: &Received) -> Result<(), String> {
-    let value = received.header("content-type").unwrap_or("");
-    let mut parts = value.split(';').map(str::trim);
-    let essence = parts.next().unwrap_or("").to_ascii_lowercase();
-    let charset_ok = parts.all(|param| {
-        let param = param.to_ascii_lowercase();
-        !param.starts_with("charset=") || param == "charset=utf-8"
-    });
-    if essence == "application/json" && charset_ok {
-        Ok(())
-    } else {
-        Err(format!("content type `{value}` is not application/json"))
-    }
-}
-
-/// Slack: a JSON body with a string `text` of at most 40,000 characters.
-fn check_slack(received: &Received) -> Result<(), Refusal> {
-    if received.method != Method::POST {
-        let violation = format!("{} instead of POST", received.method);
-        return Err(refuse(violation, 405, "invalid_payload"));
-    }
-    content_type_is_json(received).map_err(|v| refuse(v, 400, "invalid_payload"))?;
-    let json: Value = serde_json::from_slice(&received.body)
-        .map_err(|err| refuse(format!("body is not JSON: {err}"), 400, "invalid_payload"))?;
-    let text = match json.get("text") {
-        None => return Err(refuse("no `text`".into(), 400, "no_text")),
-        Some(Value::String(text)) if text.is_empty() => {
-            return Err(refuse("`text` is empty".into(), 400, "no_text"));
-        }
-        Some(Value::String(text)) => text,
-        Some(other) => {
-            let violation = format!("`text` is not a string: {other}");
-            return Err(refuse(violation, 400, "invalid_payload"));
-        }
-    };
-    let chars = text.chars().count();
-    if chars > SLACK_MAX_TEXT_CHARS {
-        // Slack takes the message and cuts it, so the answer is still `ok`.
-        let violation = format!("`text` has {chars} characters, over {SLACK_MAX_TEXT_CHARS}");
-        return Err(refuse(violation, 200, "ok"));
-    }
-    Ok(())
-}
-
-/// Teams Workflows: an Adaptive Card 1.4 in a `message` envelope, at most 28,000 bytes.
-///
-/// Workflows answer 202 before they look at the card, so a malformed card is answered
-/// 202 here too (the violation is what fails the test). The docs publish no error body;
-/// the 400 body below is a stand-in.
-fn check_teams(received: &Received) -> Result<(), Refusal> {
-    let bad_request = r#"{"error":{"code":"InvalidRequestContent"}}"#;
-    if received.method != Method::POST {
-        let violation = format!("{} instead of POST", received.method);
-        return Err(refuse(violation, 405, bad_request));
-    }
-    content_type_is_json(received).map_err(|v| refuse(v, 400, bad_request))?;
-    let size = received.body.len();
-    if size > TEAMS_MAX_BODY_BYTES {
-        let violation = format!("body has {size} bytes, over {TEAMS_MAX_BODY_BYTES}");
-        return Err(refuse(violation, 413, "request entity too large"));
-    }
-    let json: Value = serde_json::from_slice(&received.body)
-        .map_err(|err| refuse(format!("body is not JSON: {err}"), 400, bad_request))?;
-    check_card(&json).map_err(|violation| refuse(violation, 202, ""))
-}
-
-fn check_card(json: &Value) -> Result<(), String> {
-    let expect = |pointer: &str, wanted: Value| match json.pointer(pointer) {
-        Some(found) if *found == wanted => Ok(()),
-        found => Err(format!("`{pointer}` is {found:?}, expected {wanted}")),
-    };
-    expect("/type", json!("message"))?;
-    let adaptive = json!("application/vnd.microsoft.card.adaptive");
-    expect("/attachments/0/contentType", adaptive)?;
-    expect("/attachments/0/content/type", json!("AdaptiveCard"))?;
-    expect("/attachments/0/content/version", json!("1.4"))?;
-    let body = json.pointer("/attachments/0/content/body");
-    match body.and_then(Value::as_array) {
-        Some(blocks) if !blocks.is_empty() => {}
-        _ => return Err(format!("card body is {body:?}, expected a non-empty array")),
-    }
-    expect("/attachments/0/content/body/0/type", json!("TextBlock"))?;
-    expect("/attachments/0/content/body/0/wrap", json!(true))?;
-    match json.pointer("/attachments/0/content/body/0/text") {
-        Some(Value::String(_)) => Ok(()),
-        other => Err(format!("first TextBlock's text is {other:?}")),
-    }
-}
-
 /// A relay configured against fake endpoints; see [`Relay::builder`].
 pub struct RelayBuilder {
     destinations: Vec<(String, Platform)>,
+    settings: Vec<(String, String)>,
+    server: String,
+    delivery: String,
     config: String,
     templates: Vec<(String, String)>,
 }
@@ -489,6 +141,26 @@ impl RelayBuilder {
     /// Adds a Teams destination `name`, backed by its own fake.
     pub fn teams(mut self, name: &str) -> RelayBuilder {
         self.destinations.push((name.to_owned(), Platform::Teams));
+        self
+    }
+
+    /// Adds a TOML line to destination `name`'s table, for example `timeout = "1h"`.
+    pub fn setting(mut self, name: &str, line: &str) -> RelayBuilder {
+        self.settings.push((name.to_owned(), line.to_owned()));
+        self
+    }
+
+    /// Adds a TOML line to `[server]`.
+    pub fn server(mut self, line: &str) -> RelayBuilder {
+        self.server.push_str(line);
+        self.server.push('\n');
+        self
+    }
+
+    /// Adds a TOML line to `[delivery]`.
+    pub fn delivery(mut self, line: &str) -> RelayBuilder {
+        self.delivery.push_str(line);
+        self.delivery.push('\n');
         self
     }
 
@@ -525,9 +197,10 @@ impl RelayBuilder {
         let dir = ConfigDir::new();
         let mut fakes = BTreeMap::new();
         let mut toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\npath = \"/redbrick\"\n\n\
-             [store]\npath = \"outbox.db\"\n\n\
-             [projects]\n\"{PROJECT}\" = \"{PROJECT_NAME}\"\n\n"
+            "[server]\nlisten = \"127.0.0.1:0\"\npath = \"/redbrick\"\n{}\n\
+             [store]\npath = \"{STORE}\"\n\n[delivery]\n{}\n\
+             [projects]\n\"{PROJECT}\" = \"{PROJECT_NAME}\"\n\n",
+            self.server, self.delivery
         );
         for (name, platform) in self.destinations {
             let fake = Fake::start(platform).await;
@@ -538,8 +211,13 @@ impl RelayBuilder {
             let url = fake.url();
             // No rate limit: the tests about order and speed would otherwise wait on it.
             toml.push_str(&format!(
-                "[destinations.{name}]\nkind = \"{kind}\"\nurl = \"{url}\"\nrate = 0\n\n"
+                "[destinations.{name}]\nkind = \"{kind}\"\nurl = \"{url}\"\nrate = 0\n"
             ));
+            for (_, line) in self.settings.iter().filter(|(n, _)| *n == name) {
+                toml.push_str(line);
+                toml.push('\n');
+            }
+            toml.push('\n');
             fakes.insert(name, fake);
         }
         toml.push_str(&self.config);
@@ -547,28 +225,82 @@ impl RelayBuilder {
             dir.write(&format!("templates/{name}.hbs"), text);
         }
         let path = dir.write("relay.toml", &toml);
-        let config = Config::load(&path)
-            .unwrap_or_else(|err| panic!("the test config does not load:\n{err}\n\n{toml}"));
-        Relay::start(config, fakes, dir).await
+        if let Err(err) = Config::load(&path) {
+            panic!("the test config does not load:\n{err}\n\n{toml}");
+        }
+        Relay::start(path, fakes, dir).await
     }
 }
 
 /// The relay, serving on 127.0.0.1 until dropped.
 pub struct Relay {
-    base_url: String,
-    path: String,
+    running: Running,
+    outbox: std::sync::OnceLock<Outbox>,
+    config_path: PathBuf,
     client: reqwest::Client,
     fakes: BTreeMap<String, Fake>,
-    shutdown: Option<oneshot::Sender<()>>,
-    _dir: ConfigDir,
+    dir: ConfigDir,
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
+/// The outbox file, beside the config.
+const STORE: &str = "outbox.db";
+
+/// One run of the relay, from start to shutdown.
+struct Running {
+    base_url: String,
+    path: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Loads the config at `config_path` and serves it on a new 127.0.0.1 port.
+    async fn start(config_path: &Path) -> Running {
+        let config = Config::load(config_path).expect("the test config loaded before");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding 127.0.0.1:0 succeeds");
+        let address = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let path = config.server.path.clone();
+        let (_config_tx, config_rx) = watch::channel(Arc::new(config));
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stop.await;
+            };
+            if let Err(err) = redbrick_relay::relay::run(listener, config_rx, stopped).await {
+                panic!("the relay did not start: {err}");
+            }
+        });
+        Running {
+            base_url: format!("http://{address}"),
+            path,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// Asks the relay to stop, as a signal would, and waits until it has.
+    async fn stop(&mut self) {
+        self.signal();
+        if let Some(task) = self.task.take() {
+            task.await.expect("the relay stops without panicking");
+        }
+    }
+
+    fn signal(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             // The server may already be gone with its runtime; nothing is lost then.
             let _ = shutdown.send(());
         }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.signal();
     }
 }
 
@@ -586,42 +318,52 @@ impl Relay {
     pub fn builder() -> RelayBuilder {
         RelayBuilder {
             destinations: Vec::new(),
+            settings: Vec::new(),
+            server: String::new(),
+            delivery: String::new(),
             config: String::new(),
             templates: Vec::new(),
         }
     }
 
-    async fn start(config: Config, fakes: BTreeMap<String, Fake>, dir: ConfigDir) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding 127.0.0.1:0 succeeds");
-        let address = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let path = config.server.path.clone();
-        let (_config_tx, config_rx) = watch::channel(Arc::new(config));
-        let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let stopped = async {
-                let _ = stop.await;
-            };
-            if let Err(err) = redbrick_relay::relay::run(listener, config_rx, stopped).await {
-                panic!("the relay did not start: {err}");
-            }
-        });
+    async fn start(config_path: PathBuf, fakes: BTreeMap<String, Fake>, dir: ConfigDir) -> Relay {
         Relay {
-            base_url: format!("http://{address}"),
-            path,
+            running: Running::start(&config_path).await,
+            outbox: std::sync::OnceLock::new(),
+            config_path,
             client: reqwest::Client::new(),
             fakes,
-            shutdown: Some(shutdown),
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// Stops the relay, waits until it has stopped, and starts it again with the same
+    /// config and outbox (on another port), as a service restart would.
+    pub async fn restart(&mut self) {
+        self.running.stop().await;
+        self.running = Running::start(&self.config_path).await;
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        &self.running.base_url
+    }
+
+    /// Every delivery in the outbox, newest first, read through a connection of its own.
+    pub fn deliveries(&self) -> Vec<DeliveryRow> {
+        let path = self.dir.path().join(STORE);
+        let outbox = self
+            .outbox
+            .get_or_init(|| Outbox::open(&path).expect("the outbox opens"));
+        outbox.list(None, None, 100_000).expect("the outbox reads")
+    }
+
+    /// The deliveries to `destination` in `state`, oldest first.
+    pub fn deliveries_to(&self, destination: &str, state: State) -> Vec<DeliveryRow> {
+        let mut rows = self.deliveries();
+        rows.retain(|row| row.destination == destination && row.state == state);
+        rows.reverse();
+        rows
     }
 
     /// The fake behind destination `name`.
@@ -650,7 +392,7 @@ impl Relay {
 
     /// Posts raw bytes to the webhook path, with `content_type` when given.
     pub async fn post_raw(&self, body: impl Into<Vec<u8>>, content_type: Option<&str>) -> Reply {
-        self.request(Method::POST, &self.path, body.into(), content_type)
+        self.request(Method::POST, &self.running.path, body.into(), content_type)
             .await
     }
 
@@ -662,7 +404,7 @@ impl Relay {
         body: Vec<u8>,
         content_type: Option<&str>,
     ) -> Reply {
-        let url = format!("{}{path}", self.base_url);
+        let url = format!("{}{path}", self.base_url());
         let mut request = self.client.request(method, url).body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
@@ -685,5 +427,18 @@ impl Relay {
             content_type,
             body,
         }
+    }
+}
+
+/// Polls `done` every few milliseconds until it holds, for state that sends no notice (the
+/// outbox); fails the test naming `what` after [`WAIT`].
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
