@@ -2,15 +2,14 @@
 //!
 //! Strictly in acceptance order: while the head of the queue waits for a retry, the
 //! messages behind it wait too, because chat messages out of order read wrongly. The
-//! worker reads a few deliveries ahead and records successes without waiting for each
-//! write, so a backlog drains at the network's pace rather than the disk's.
+//! worker reads a few deliveries ahead, but records each success before the next send:
+//! after a crash, only the message that was on the wire can be sent again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::policy::{Bucket, Clock, RetryPolicy};
@@ -44,12 +43,8 @@ impl Worker {
         let mut bucket: Option<Bucket> = None;
         let mut missing_reported = false;
         let mut queue: VecDeque<Pending> = VecDeque::new();
-        let mut marks: JoinSet<()> = JoinSet::new();
         while !*self.stop.borrow() {
             if queue.is_empty() {
-                // Only read after every mark is written: a row whose mark is still in
-                // flight would otherwise come back and be sent twice.
-                settle(&mut marks).await;
                 match self.outbox.pending_after(&self.name, 0, READ_AHEAD).await {
                     Ok(rows) if rows.is_empty() => self.pause(IDLE_POLL).await,
                     Ok(rows) => queue.extend(rows),
@@ -103,16 +98,14 @@ impl Worker {
             let outcome = target.destination.send(&self.client, &delivery.body).await;
             let took = started.elapsed();
             if outcome == Outcome::Sent {
-                self.sent(&delivery, took, &mut marks);
+                self.sent(&delivery, took).await;
             } else {
                 // A failure changes what comes next: record it, then read the queue again.
-                settle(&mut marks).await;
                 self.failed(&delivery, outcome, &target.destination.host())
                     .await;
                 queue.clear();
             }
         }
-        settle(&mut marks).await;
     }
 
     /// Sleeps for `duration`, or less if woken by new work or a stop.
@@ -136,26 +129,24 @@ impl Worker {
         }
     }
 
-    /// Records a success without waiting for the disk: the next send overlaps the write,
-    /// and concurrent marks share one commit. A crash before it lands resends at most
-    /// those few messages.
-    fn sent(&self, delivery: &Pending, took: Duration, marks: &mut JoinSet<()>) {
+    /// Records a success, durably, before the next send: were the next message sent
+    /// first, a crash could leave both unrecorded and send both again. Marks of
+    /// different destinations still share commits.
+    async fn sent(&self, delivery: &Pending, took: Duration) {
         tracing::debug!(destination = %self.name, rule = %delivery.rule, id = delivery.id,
             attempt = delivery.attempts + 1, took_ms = took.as_millis() as u64, "delivered");
-        let (outbox, id, now) = (self.outbox.clone(), delivery.id, self.clock.now_ms());
-        let name = self.name.clone();
-        marks.spawn(async move {
-            if let Err(err) = outbox.mark_sent(id, now).await {
-                tracing::error!(destination = %name, id, error = %err, "cannot record a delivery as sent");
-            }
-        });
+        let id = delivery.id;
+        if let Err(err) = self.outbox.mark_sent(id, self.clock.now_ms()).await {
+            tracing::error!(destination = %self.name, id, error = %err,
+                "cannot record a delivery as sent");
+        }
     }
 
     async fn failed(&self, delivery: &Pending, outcome: Outcome, host: &str) {
         let now = self.clock.now_ms();
         let attempt = delivery.attempts + 1;
         let result = match outcome {
-            // Successes go through `sent`, which does not wait for the disk.
+            // Successes go through `sent`.
             Outcome::Sent => return,
             Outcome::Retry { reason, after } => {
                 let wait = self.policy.next_wait(attempt, after, fastrand::f64());
@@ -178,9 +169,4 @@ impl Worker {
             tracing::error!(destination = %self.name, error = %err, "cannot record a delivery's outcome");
         }
     }
-}
-
-/// Waits until every success recorded so far is written.
-async fn settle(marks: &mut JoinSet<()>) {
-    while marks.join_next().await.is_some() {}
 }
