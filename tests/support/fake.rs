@@ -36,7 +36,8 @@ pub struct Received {
     pub body: Bytes,
     /// When it arrived, on tokio's clock (so paused time in paused tests).
     pub at: tokio::time::Instant,
-    /// The status the fake answered it with.
+    /// The status the fake answered it with; 0 while it holds the answer back, and for
+    /// good if the client gave up first.
     pub answered: u16,
 }
 
@@ -265,7 +266,7 @@ fn fake_filter(
 /// Records the request, checks it against the platform's rules, and answers.
 async fn answer(
     platform: Platform,
-    mut received: Received,
+    received: Received,
     record: &Mutex<Record>,
     count: &watch::Sender<usize>,
 ) -> Response<String> {
@@ -273,7 +274,7 @@ async fn answer(
         Platform::Slack => check_slack(&received),
         Platform::Teams => check_teams(&received),
     };
-    let answer = {
+    let (answer, index) = {
         let mut record = record
             .lock()
             .expect("no fake handler panics while holding it");
@@ -284,15 +285,19 @@ async fn answer(
                 refusal.answer
             }
         };
-        let answer = record.script.pop_front().unwrap_or(default);
-        received.answered = answer.status;
         record.requests.push(received);
-        answer
+        let answer = record.script.pop_front().unwrap_or(default);
+        (answer, record.requests.len() - 1)
     };
     count.send_modify(|count| *count += 1);
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }
+    let mut answered = record
+        .lock()
+        .expect("no fake handler panics while holding it");
+    answered.requests[index].answered = answer.status;
+    drop(answered);
     let mut response = Response::builder().status(answer.status);
     for (name, value) in &answer.headers {
         response = response.header(name, value);

@@ -1,6 +1,7 @@
 //! What every integration test shares: fake Slack and Teams endpoints (`fake`), a relay
 //! started in-process against them, paused time for tests that assert waits (`paused`),
-//! config files in a temporary folder, and sample events.
+//! the real binary as a child process (`binary`), config files in a temporary folder, and
+//! sample events.
 //!
 //! Nothing here sleeps to wait for a result: waits end as soon as the awaited request
 //! arrives.
@@ -8,6 +9,7 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code, unused_imports)]
 
+pub mod binary;
 mod fake;
 pub mod paused;
 
