@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use warp::http::Method;
 
 use support::{
-    envelope, event, project_url, task_created, task_deleted, task_entered_stage, task_url, Answer,
-    Platform, Relay, PROJECT, TASK, USER,
+    assert_error, envelope, event, project_url, task_created, task_deleted, task_entered_stage,
+    task_url, Answer, Platform, Relay, PROJECT, TASK, USER,
 };
 
 /// Every event type, with its shipped default template, to Slack `chat`.
@@ -571,31 +571,6 @@ async fn refuses_other_methods_and_paths_with_a_json_error() {
     assert!(
         texts[0].contains("*barrier*"),
         "nothing before the barrier: {texts:?}"
-    );
-}
-
-/// Asserts the one JSON error shape: exactly `{"error": {"code", "message"}}`.
-fn assert_error(reply: &support::Reply, status: u16, code: &str, message: &str, what: &str) {
-    assert_eq!(reply.status, status, "{what}: {:?}", reply.body);
-    assert_eq!(
-        reply.content_type.as_deref(),
-        Some("application/json"),
-        "{what}"
-    );
-    let error = reply.body.get("error").and_then(Value::as_object);
-    let keys: Option<Vec<&str>> = error.map(|e| e.keys().map(String::as_str).collect());
-    assert_eq!(
-        keys,
-        Some(vec!["code", "message"]),
-        "{what}: {:?}",
-        reply.body
-    );
-    assert_eq!(reply.body.as_object().map(|o| o.len()), Some(1), "{what}");
-    assert_eq!(reply.body["error"]["code"], code, "{what}");
-    let text = reply.body["error"]["message"].as_str().unwrap_or("");
-    assert!(
-        text.contains(message),
-        "{what}: message {text:?} lacks {message:?}"
     );
 }
 

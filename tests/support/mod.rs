@@ -1,7 +1,7 @@
 //! What every integration test shares: fake Slack and Teams endpoints (`fake`), a relay
 //! started in-process against them, paused time for tests that assert waits (`paused`),
-//! the real binary as a child process (`binary`), config files in a temporary folder, and
-//! sample events.
+//! the real binary as a child process (`binary`), raw HTTP for requests no well-behaved
+//! client makes (`raw`), config files in a temporary folder, and sample events.
 //!
 //! Nothing here sleeps to wait for a result: waits end as soon as the awaited request
 //! arrives.
@@ -12,6 +12,7 @@
 pub mod binary;
 mod fake;
 pub mod paused;
+pub mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -406,10 +407,25 @@ impl Relay {
         body: Vec<u8>,
         content_type: Option<&str>,
     ) -> Reply {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|t| ("content-type", t))
+            .into_iter()
+            .collect();
+        self.request_with(method, path, &headers, body).await
+    }
+
+    /// Any request to any path of the relay, with these headers.
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
         let url = format!("{}{path}", self.base_url());
         let mut request = self.client.request(method, url).body(body);
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.expect("the relay answers");
         let status = response.status();
@@ -443,4 +459,30 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Asserts the one JSON error shape: exactly `{"error": {"code", "message"}}`, with this
+/// status and code and a message containing `message`; `what` names the case.
+pub fn assert_error(reply: &Reply, status: u16, code: &str, message: &str, what: &str) {
+    assert_eq!(reply.status, status, "{what}: {:?}", reply.body);
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some("application/json"),
+        "{what}"
+    );
+    let error = reply.body.get("error").and_then(Value::as_object);
+    let keys: Option<Vec<&str>> = error.map(|e| e.keys().map(String::as_str).collect());
+    assert_eq!(
+        keys,
+        Some(vec!["code", "message"]),
+        "{what}: {:?}",
+        reply.body
+    );
+    assert_eq!(reply.body.as_object().map(|o| o.len()), Some(1), "{what}");
+    assert_eq!(reply.body["error"]["code"], code, "{what}");
+    let text = reply.body["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        text.contains(message),
+        "{what}: message {text:?} lacks {message:?}"
+    );
 }
