@@ -358,3 +358,33 @@ async fn slow_clients_are_cut_off_and_requests_beyond_the_limit_get_503() {
         after.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_bomb_is_refused_with_memory_bounded() {
+    let dir = support::ConfigDir::new();
+    let port = support::binary::free_port();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[destinations.console]\nkind = \"console\"\n\n\
+         [[rules]]\nname = \"all\"\nto = [\"console\"]\n"
+    );
+    dir.write("relay.toml", &toml);
+    let service = support::binary::Service::start(dir.path(), port).await;
+    // 128 MiB once decoded, about 600 KB on the wire: under the 1 MiB body limit.
+    let bomb = gzip(&vec![b' '; 128 << 20]);
+    let headers = [
+        ("content-type", "application/json"),
+        ("content-encoding", "gzip"),
+    ];
+
+    let (status, answer) = service.post_raw(bomb, &headers).await;
+
+    let peak_mib = service.peak_memory_kib() / 1024;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (413, &json!("payload_too_large"))
+    );
+    assert!(
+        peak_mib < 64,
+        "the relay held {peak_mib} MiB for a 128 MiB bomb"
+    );
+}

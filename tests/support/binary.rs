@@ -75,8 +75,19 @@ impl Service {
 
     /// Posts `body` to `/redbrick`: the status and the answer as JSON.
     pub async fn post(&self, body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).expect("a JSON value serialises");
+        self.post_raw(bytes, &[("content-type", "application/json")])
+            .await
+    }
+
+    /// Posts `bytes` to `/redbrick` with `headers`: the status and the answer as JSON.
+    pub async fn post_raw(&self, bytes: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
         let url = format!("http://127.0.0.1:{}/redbrick", self.port);
-        let response = self.client.post(url).json(body).send().await;
+        let mut request = self.client.post(url).body(bytes);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await;
         let response = response.expect("the service answers");
         let status = response.status().as_u16();
         let json = response.json().await.expect("the answer is JSON");
@@ -110,6 +121,16 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// The most memory the process has held so far (`VmHWM`), in KiB; Linux only.
+    pub fn peak_memory_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process is running");
+        let line = status.lines().find(|line| line.starts_with("VmHWM:"));
+        let kib = line.and_then(|line| line.split_whitespace().nth(1));
+        kib.and_then(|kib| kib.parse().ok())
+            .expect("`VmHWM` is in KiB")
     }
 
     /// Everything the service has logged so far, across restarts in the same folder.
