@@ -6,6 +6,7 @@
 //! key. A config that loads is one the relay fully understands; there is no half state.
 //! Reloading is loading again and swapping the result in.
 
+mod ops;
 mod parse;
 mod raw;
 mod server;
@@ -18,8 +19,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use ops::{AdminConfig, LogConfig};
 pub use server::{ServerConfig, Token};
 pub use source::{Location, Problem};
+pub use templates::{sample_event, shipped_template};
 
 use crate::deliver::{RateLimit, RetryPolicy};
 use crate::destination::Destination;
@@ -72,6 +75,10 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Where deliveries are stored and how long ids are remembered.
     pub delivery: DeliveryConfig,
+    /// Where health checks and metrics are served.
+    pub admin: AdminConfig,
+    /// How much is logged.
+    pub log: LogConfig,
     /// Things that work but are probably not what the user meant.
     pub warnings: Vec<Problem>,
 }

@@ -40,6 +40,30 @@ pub struct RawConfig {
     /// Retries and their limits.
     #[serde(default)]
     pub delivery: RawDelivery,
+    /// The admin listener: health checks and metrics.
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// Log output.
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Whether the admin listener runs at all.
+    pub enabled: Option<bool>,
+    /// Address and port of the admin listener.
+    pub listen: Option<Text>,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// The level, or `tracing` directives such as `info,redbrick_relay=debug`.
+    pub level: Option<Text>,
 }
 
 /// `[store]`.

@@ -235,6 +235,14 @@ impl TemplateLoader {
     }
 }
 
+/// The text of the shipped default template `name` (`task-entered-stage`, ...), if any.
+pub fn shipped_template(name: &str) -> Option<&'static str> {
+    DEFAULTS
+        .iter()
+        .find(|(default, _)| *default == name)
+        .map(|(_, text)| *text)
+}
+
 /// A realistic event of each type, for trying templates out.
 pub fn sample_event(kind: EventKind) -> Event {
     let stage = (kind == EventKind::TaskEnteredStage).then(|| "Review_1".to_owned());

@@ -123,6 +123,9 @@ pub(super) fn validate(
     let rules: Vec<Rule> = rules.into_iter().map(|(_, rule)| rule).collect();
     warn_unused(&mut checker, &raw, &rules);
     let (retry, delivery) = delivery(&mut checker, &raw, base);
+    let listen = server.as_ref().map(|server| server.listen);
+    let admin = super::ops::admin(&mut checker, &raw.admin, listen);
+    let log = super::ops::log(&mut checker, &raw.log);
 
     if !checker.problems.is_empty() {
         return Err(checker.problems);
@@ -140,6 +143,8 @@ pub(super) fn validate(
         renderer: loader.into_renderer(),
         retry,
         delivery,
+        admin,
+        log,
         warnings: checker.warnings,
     })
 }
