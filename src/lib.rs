@@ -23,6 +23,7 @@ pub mod destination;
 pub mod event;
 pub mod links;
 pub mod logging;
+pub mod metrics;
 pub mod outbox;
 pub mod relay;
 pub mod render;

@@ -6,7 +6,9 @@
 
 use crate::config::Config;
 use crate::event::Event;
-use crate::render::{event_context, with_route, RenderFailure};
+use serde_json::{Map, Value};
+
+use crate::render::{event_context, with_route, RenderFailure, Renderer};
 use crate::rules::TemplateChoice;
 
 /// A message ready to be stored and delivered.
@@ -43,6 +45,8 @@ pub struct Routed {
     pub failures: Vec<RouteError>,
     /// Whether any rule fired.
     pub matched: bool,
+    /// The names of the rules that fired, in order.
+    pub rules: Vec<String>,
 }
 
 /// Renders every message `event` leads to under `config`; a message that renders to
@@ -51,50 +55,88 @@ pub fn route(config: &Config, event: &Event) -> Routed {
     let rules = config.rules.matching(event);
     let mut routed = Routed {
         matched: !rules.is_empty(),
+        rules: rules.iter().map(|rule| rule.name.clone()).collect(),
         ..Routed::default()
     };
     if rules.is_empty() {
         return routed;
     }
 
-    let base = event_context(event, config.project_name(&event.project_id), &config.links);
-    let link = base
-        .get("task_url")
-        .and_then(|v| v.as_str())
-        .or_else(|| base.get("project_url").and_then(|v| v.as_str()))
-        .map(str::to_owned);
+    let base = Base::new(config, event);
     for rule in rules {
         let template = match &rule.template {
             TemplateChoice::Default => event.kind.default_template(),
             TemplateChoice::Named(name) => name,
         };
         for name in &rule.to {
-            let target = &config.targets[name];
-            let context = with_route(base.clone(), &rule.name, name);
-            match config.renderer.render(template, target.markup, &context) {
+            let piece = Piece {
+                renderer: &config.renderer,
+                template,
+                rule: &rule.name,
+                destination: name,
+            };
+            match piece.render(config, &base) {
                 // Nothing to say is not a message: Slack refuses an empty `text` for good,
                 // and a template may use `{{#if}}` to stay silent for some events.
-                Ok(text) if text.trim().is_empty() => {
+                Ok(message) if message.text.trim().is_empty() => {
                     tracing::debug!(rule = %rule.name, destination = %name,
                         "message rendered empty; not sent");
                 }
-                Ok(text) => {
-                    let text = text.trim_end().to_owned();
-                    let body = target.destination.body(&text, link.as_deref());
-                    routed.messages.push(Message {
-                        rule: rule.name.clone(),
-                        destination: name.clone(),
-                        text,
-                        body,
-                    });
-                }
-                Err(failure) => routed.failures.push(RouteError {
-                    rule: rule.name.clone(),
-                    destination: name.clone(),
-                    failure,
-                }),
+                Ok(message) => routed.messages.push(message),
+                Err(failure) => routed.failures.push(failure),
             }
         }
     }
     routed
+}
+
+/// What every message of one event shares: its context and the page it is about.
+struct Base {
+    context: Map<String, Value>,
+    link: Option<String>,
+}
+
+impl Base {
+    fn new(config: &Config, event: &Event) -> Base {
+        let context = event_context(event, config.project_name(&event.project_id), &config.links);
+        let link = context
+            .get("task_url")
+            .and_then(|v| v.as_str())
+            .or_else(|| context.get("project_url").and_then(|v| v.as_str()))
+            .map(str::to_owned);
+        Base { context, link }
+    }
+}
+
+/// One (rule, destination) pair to render.
+struct Piece<'a> {
+    renderer: &'a Renderer,
+    template: &'a str,
+    rule: &'a str,
+    destination: &'a str,
+}
+
+impl Piece<'_> {
+    /// `destination` must be in `config.targets`: validation checked every rule's `to`.
+    fn render(&self, config: &Config, base: &Base) -> Result<Message, RouteError> {
+        let target = &config.targets[self.destination];
+        let context = with_route(base.context.clone(), self.rule, self.destination);
+        match self.renderer.render(self.template, target.markup, &context) {
+            Ok(text) => {
+                let text = text.trim_end().to_owned();
+                let body = target.destination.body(&text, base.link.as_deref());
+                Ok(Message {
+                    rule: self.rule.to_owned(),
+                    destination: self.destination.to_owned(),
+                    text,
+                    body,
+                })
+            }
+            Err(failure) => Err(RouteError {
+                rule: self.rule.to_owned(),
+                destination: self.destination.to_owned(),
+                failure,
+            }),
+        }
+    }
 }

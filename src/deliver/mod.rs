@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 pub use policy::{Bucket, Clock, RateLimit, RetryPolicy};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use worker::Worker;
 
@@ -43,6 +44,7 @@ struct Inner {
     config: watch::Receiver<Arc<Config>>,
     client: reqwest::Client,
     clock: Clock,
+    metrics: Metrics,
     workers: Mutex<HashMap<String, Handle>>,
     stop: watch::Sender<bool>,
 }
@@ -51,12 +53,22 @@ impl Deliverer {
     /// Starts a worker for every configured destination and every destination with
     /// deliveries left in the outbox (after a restart or a config change).
     pub async fn start(outbox: Outbox, config: watch::Receiver<Arc<Config>>) -> Deliverer {
+        Deliverer::start_with_metrics(outbox, config, Metrics::new()).await
+    }
+
+    /// As [`Deliverer::start`], counting outcomes in `metrics`.
+    pub async fn start_with_metrics(
+        outbox: Outbox,
+        config: watch::Receiver<Arc<Config>>,
+        metrics: Metrics,
+    ) -> Deliverer {
         let deliverer = Deliverer {
             inner: Arc::new(Inner {
                 outbox,
                 config,
                 client: http_client(),
                 clock: Clock::new(),
+                metrics,
                 workers: Mutex::default(),
                 stop: watch::channel(false).0,
             }),
@@ -98,6 +110,7 @@ impl Deliverer {
             stop: self.inner.stop.subscribe(),
             clock: self.inner.clock,
             policy: self.inner.config.borrow().retry,
+            metrics: self.inner.metrics.clone(),
         };
         let task = tokio::spawn(worker.run());
         workers.insert(destination.to_owned(), Handle { wake, task });
@@ -106,6 +119,11 @@ impl Deliverer {
     /// The clock deliveries are stamped with.
     pub fn clock(&self) -> Clock {
         self.inner.clock
+    }
+
+    /// Where deliveries and everything before them are counted.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The outbox this deliverer reads.

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::policy::{Bucket, Clock, RetryPolicy};
 use crate::config::Config;
 use crate::destination::Outcome;
+use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::outbox::{Outbox, Pending};
 
 /// How often an idle worker looks at the store anyway, to notice deliveries replayed by
@@ -36,6 +37,7 @@ pub(super) struct Worker {
     pub stop: watch::Receiver<bool>,
     pub clock: Clock,
     pub policy: RetryPolicy,
+    pub metrics: Metrics,
 }
 
 impl Worker {
@@ -101,7 +103,7 @@ impl Worker {
                 self.sent(&delivery, took).await;
             } else {
                 // A failure changes what comes next: record it, then read the queue again.
-                self.failed(&delivery, outcome, &target.destination.host())
+                self.failed(&delivery, outcome, took, &target.destination.host())
                     .await;
                 queue.clear();
             }
@@ -124,6 +126,8 @@ impl Worker {
         );
         tracing::error!(destination = %self.name, rule = %delivery.rule, id = delivery.id,
             attempts = delivery.attempts, "delivery too old; moved to dead letters");
+        self.metrics
+            .delivery(&self.name, DeliveryOutcome::Dead, None);
         if let Err(err) = self.outbox.expire(delivery.id, &error, now).await {
             tracing::error!(destination = %self.name, error = %err, "cannot record a dead letter");
         }
@@ -135,6 +139,7 @@ impl Worker {
     async fn sent(&self, delivery: &Pending, took: Duration) {
         tracing::debug!(destination = %self.name, rule = %delivery.rule, id = delivery.id,
             attempt = delivery.attempts + 1, took_ms = took.as_millis() as u64, "delivered");
+        self.count(&Outcome::Sent, took);
         let id = delivery.id;
         if let Err(err) = self.outbox.mark_sent(id, self.clock.now_ms()).await {
             tracing::error!(destination = %self.name, id, error = %err,
@@ -142,9 +147,10 @@ impl Worker {
         }
     }
 
-    async fn failed(&self, delivery: &Pending, outcome: Outcome, host: &str) {
+    async fn failed(&self, delivery: &Pending, outcome: Outcome, took: Duration, host: &str) {
         let now = self.clock.now_ms();
         let attempt = delivery.attempts + 1;
+        self.count(&outcome, took);
         let result = match outcome {
             // Successes go through `sent`.
             Outcome::Sent => return,
@@ -168,5 +174,14 @@ impl Worker {
         if let Err(err) = result {
             tracing::error!(destination = %self.name, error = %err, "cannot record a delivery's outcome");
         }
+    }
+
+    fn count(&self, outcome: &Outcome, took: Duration) {
+        let counted = match outcome {
+            Outcome::Sent => DeliveryOutcome::Sent,
+            Outcome::Retry { .. } => DeliveryOutcome::Retry,
+            Outcome::Permanent { .. } => DeliveryOutcome::Dead,
+        };
+        self.metrics.delivery(&self.name, counted, Some(took));
     }
 }

@@ -162,7 +162,7 @@ where
         path = %guard::redact(&request.path, &config.server.path),
         client = %client.map_or_else(|| "-".to_owned(), |ip| ip.to_string()));
     async move {
-        match handle(&state, &config, request, client, body).await {
+        let response = match handle(&state, &config, request, client, body).await {
             Ok(summary) => warp::reply::json(&summary).into_response(),
             Err(err) => {
                 tracing::warn!(
@@ -172,7 +172,10 @@ where
                 );
                 err.into_response()
             }
-        }
+        };
+        let metrics = state.deliverer.metrics();
+        metrics.request(response.status().as_u16());
+        response
     }
     .instrument(span)
     .await

@@ -8,7 +8,8 @@ use warp::http::StatusCode;
 use super::{ApiError, Summary};
 use crate::config::Config;
 use crate::deliver::Deliverer;
-use crate::event::Batch;
+use crate::event::{Batch, Event};
+use crate::metrics::Metrics;
 use crate::outbox::{Acceptance, IncomingEvent, NewDelivery};
 use crate::route::{route, Message};
 
@@ -25,30 +26,14 @@ pub async fn dispatch(
         ..Summary::default()
     };
     log_oddities(&batch, summary.received);
+    let metrics = deliverer.metrics();
+    metrics.events_skipped(batch.skipped.len());
 
-    let mut incoming = Vec::with_capacity(batch.events.len());
-    let mut outlines = Vec::with_capacity(batch.events.len());
-    for event in &batch.events {
-        let routed = route(config, event);
-        if !routed.matched {
-            tracing::debug!(event = %event.kind, stage = event.stage.as_deref().unwrap_or(""),
-                project = %event.project_id, "no rule matched");
-        }
-        for failure in &routed.failures {
-            tracing::error!(rule = %failure.rule, destination = %failure.destination,
-                error = %failure.failure, "message not rendered");
-        }
-        let destinations: Vec<String> = routed
-            .messages
-            .iter()
-            .map(|m| m.destination.clone())
-            .collect();
-        outlines.push((event.id.as_str(), routed.matched, destinations));
-        incoming.push(IncomingEvent {
-            event_id: event.id.clone(),
-            deliveries: routed.messages.into_iter().map(to_delivery).collect(),
-        });
-    }
+    let (outlines, incoming): (Vec<Outline<'_>>, Vec<IncomingEvent>) = batch
+        .events
+        .iter()
+        .map(|event| prepare(config, metrics, event))
+        .unzip();
 
     // Stamped with the workers' clock, which they compare the stamps with: the system
     // clock may have been set since they started.
@@ -63,15 +48,20 @@ pub async fn dispatch(
             message,
         )
     })?;
-    for ((event_id, matched, destinations), accepted) in outlines.into_iter().zip(acceptance) {
+    for (outline, accepted) in outlines.into_iter().zip(acceptance) {
         if accepted == Acceptance::Duplicate {
             summary.duplicates += 1;
-            tracing::info!(event_id, "repeated event ignored");
+            metrics.event_duplicate();
+            tracing::info!(event_id = outline.event_id, "repeated event ignored");
             continue;
         }
-        summary.matched += usize::from(matched);
-        summary.deliveries += destinations.len();
-        for destination in destinations {
+        summary.matched += usize::from(!outline.rules.is_empty());
+        summary.deliveries += outline.destinations.len();
+        outline
+            .rules
+            .iter()
+            .for_each(|rule| metrics.rule_matched(rule));
+        for destination in outline.destinations {
             deliverer.wake(&destination);
         }
     }
@@ -84,6 +74,46 @@ pub async fn dispatch(
         "webhook accepted"
     );
     Ok(summary)
+}
+
+/// Routes one event: its deliveries to commit, and what to count once committed.
+fn prepare<'a>(
+    config: &Config,
+    metrics: &Metrics,
+    event: &'a Event,
+) -> (Outline<'a>, IncomingEvent) {
+    metrics.event_received(event.kind);
+    let routed = route(config, event);
+    if !routed.matched {
+        tracing::debug!(event = %event.kind, stage = event.stage.as_deref().unwrap_or(""),
+            project = %event.project_id, "no rule matched");
+    }
+    for failure in &routed.failures {
+        tracing::error!(rule = %failure.rule, destination = %failure.destination,
+            error = %failure.failure, "message not rendered");
+        metrics.render_failed(&failure.rule, &failure.destination);
+    }
+    let outline = Outline {
+        event_id: event.id.as_str(),
+        rules: routed.rules,
+        destinations: routed
+            .messages
+            .iter()
+            .map(|m| m.destination.clone())
+            .collect(),
+    };
+    let incoming = IncomingEvent {
+        event_id: event.id.clone(),
+        deliveries: routed.messages.into_iter().map(to_delivery).collect(),
+    };
+    (outline, incoming)
+}
+
+/// What one event came to, kept until the commit says whether it was fresh.
+struct Outline<'a> {
+    event_id: &'a str,
+    rules: Vec<String>,
+    destinations: Vec<String>,
 }
 
 fn to_delivery(message: Message) -> NewDelivery {
