@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::config::DEFAULT_PATH;
+use crate::logging::LogFormat;
 use crate::outbox::State;
 
 /// Relays RedBrick AI project webhooks to Slack, Microsoft Teams and the console.
@@ -31,6 +32,9 @@ pub struct Global {
     /// The configuration file.
     #[arg(long, short, global = true, env = "RELAY_CONFIG", default_value = DEFAULT_PATH)]
     pub config: PathBuf,
+    /// How `serve` writes its log lines on standard error: `text` or `json`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// The subcommands.

@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError};
 pub fn run(cli: Cli) -> ExitCode {
     let config_path = cli.global.config;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve::run(&config_path),
+        Command::Serve => serve::run(&config_path, cli.global.log_format),
         Command::Check => check::run(&config_path),
         Command::Render(args) => render::run(&config_path, &args),
         Command::Deliveries(args) => outbox::deliveries(&config_path, &args),

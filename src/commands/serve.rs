@@ -7,15 +7,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::logging::LogFormat;
 use crate::relay;
 
 /// Runs the relay until SIGINT or SIGTERM.
-pub fn run(path: &Path) -> ExitCode {
-    crate::logging::init();
+pub fn run(path: &Path, format: LogFormat) -> ExitCode {
     let config = match super::load_or_report(path) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    crate::logging::init(format, &config.log.level);
     for warning in &config.warnings {
         tracing::warn!(%warning, "config warning");
     }
