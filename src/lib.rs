@@ -15,6 +15,7 @@
 //! Beside the flow: [`config`] (the checked `relay.toml`), [`links`] (URLs into the
 //! RedBrick app), [`cli`] and [`commands`] (the command line), [`logging`].
 
+pub mod admin;
 pub mod cli;
 pub mod commands;
 pub mod config;

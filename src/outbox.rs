@@ -455,6 +455,12 @@ impl Outbox {
         .await
     }
 
+    /// Runs an empty transaction through the writer: proves that the writer thread is alive
+    /// and that the database takes the write lock, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.submit(|_| Ok(Ok(()))).await
+    }
+
     /// Deletes seen event ids older than `older_than_ms`: a webhook resent after that is
     /// accepted as fresh again. Returns how many were deleted.
     pub async fn prune_seen(&self, older_than_ms: i64, now_ms: i64) -> Result<usize, StoreError> {
