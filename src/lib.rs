@@ -14,6 +14,11 @@
 //!
 //! Beside the flow: [`config`] (the checked `relay.toml`), [`links`] (URLs into the
 //! RedBrick app), [`cli`] and [`commands`] (the command line), [`logging`].
+//!
+//! At the edge, for operators: [`metrics`] (counters the flow updates), [`admin`] (the
+//! health and metrics listener that reads them), [`reload`] (a new config swapped in on
+//! SIGHUP) and [`systemd`] (readiness, status and watchdog notifications). The flow never
+//! calls the edge; `serve` wires them together.
 
 pub mod admin;
 pub mod cli;
@@ -27,7 +32,9 @@ pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod relay;
+pub mod reload;
 pub mod render;
 pub mod route;
 pub mod rules;
 pub mod server;
+pub mod systemd;

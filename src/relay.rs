@@ -1,18 +1,22 @@
 //! The running relay, assembled: outbox, delivery workers and the HTTP server.
 //!
 //! [`run`] takes a bound listener, the config and a shutdown future, which is all a test
-//! needs to start a real relay on 127.0.0.1:0. It owns the order of starting and stopping:
-//! the store opens before the first request is taken, and on shutdown the server stops
-//! taking requests before the workers are told to finish.
+//! needs to start a real relay on 127.0.0.1:0. [`Relay`] splits the same life in two
+//! steps for `serve`, which must tell systemd it is ready between them. It owns the order
+//! of starting and stopping: the store opens before the first request is taken, and on
+//! shutdown the server stops taking requests before the workers are told to finish.
+//! Signals, reloads and the admin listener are `serve`'s business.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::deliver::Deliverer;
+use crate::metrics::Metrics;
 use crate::outbox::{Outbox, StoreError};
 use crate::server::{self, AppState};
 
@@ -26,18 +30,50 @@ pub async fn run(
     config: watch::Receiver<Arc<Config>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StoreError> {
-    let current = config.borrow().clone();
-    let outbox = Outbox::open(&current.delivery.store_path)?;
-    let deliverer = Deliverer::start(outbox, config.clone()).await;
-    let pruner = tokio::spawn(prune_forever(deliverer.clone(), config.clone()));
-
-    let state = AppState::new(config.clone(), deliverer.clone());
-    server::run(listener, state, shutdown).await;
-
-    pruner.abort();
-    let grace = config.borrow().delivery.shutdown_grace;
-    deliverer.shutdown(grace).await;
+    let relay = Relay::start(config, Metrics::new()).await?;
+    relay.serve(listener, shutdown).await;
     Ok(())
+}
+
+/// A relay whose store is open and whose workers run, before it takes requests.
+pub struct Relay {
+    config: watch::Receiver<Arc<Config>>,
+    deliverer: Deliverer,
+    pruner: JoinHandle<()>,
+}
+
+impl Relay {
+    /// Opens the outbox and starts the delivery workers, counting into `metrics`.
+    pub async fn start(
+        config: watch::Receiver<Arc<Config>>,
+        metrics: Metrics,
+    ) -> Result<Relay, StoreError> {
+        let store_path = config.borrow().delivery.store_path.clone();
+        let outbox = Outbox::open(&store_path)?;
+        let deliverer = Deliverer::start_with_metrics(outbox, config.clone(), metrics).await;
+        let pruner = tokio::spawn(prune_forever(deliverer.clone(), config.clone()));
+        Ok(Relay {
+            config,
+            deliverer,
+            pruner,
+        })
+    }
+
+    /// The outbox, for health checks and queue figures.
+    pub fn outbox(&self) -> &Outbox {
+        self.deliverer.outbox()
+    }
+
+    /// Serves `listener` until `shutdown` resolves; then lets sends in flight finish
+    /// within the configured grace.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let state = AppState::new(self.config.clone(), self.deliverer.clone());
+        server::run(listener, state, shutdown).await;
+
+        self.pruner.abort();
+        let grace = self.config.borrow().delivery.shutdown_grace;
+        self.deliverer.shutdown(grace).await;
+    }
 }
 
 async fn prune_forever(deliverer: Deliverer, config: watch::Receiver<Arc<Config>>) {
