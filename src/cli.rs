@@ -15,7 +15,7 @@ use crate::outbox::State;
 
 /// Relays RedBrick AI project webhooks to Slack, Microsoft Teams and the console.
 #[derive(Debug, Parser)]
-#[command(name = "redbrick-relay", version, about)]
+#[command(name = "redbrick-relay", version, about, propagate_version = true)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
@@ -52,6 +52,25 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Delete old sent deliveries or dead letters from the outbox.
     Purge(PurgeArgs),
+    /// Post a sample message to one destination and print the platform's answer.
+    SendTest(SendTestArgs),
+    /// Print a shell completion script, for example to
+    /// `/usr/share/bash-completion/completions/redbrick-relay`.
+    Completions(CompletionsArgs),
+}
+
+/// Options of `send-test`.
+#[derive(Debug, Args)]
+pub struct SendTestArgs {
+    /// The destination's name in the config.
+    pub destination: String,
+}
+
+/// Options of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }
 
 /// Options of `deliveries`.

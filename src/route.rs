@@ -90,6 +90,26 @@ pub fn route(config: &Config, event: &Event) -> Routed {
     routed
 }
 
+/// Renders one message outside the rules: `template` from `renderer`, for `event`, in the
+/// markup of `destination`, wrapped in its body, as if rule `rule` had fired. For
+/// `send-test`, which must produce exactly what `serve` would send.
+pub fn render_one(
+    config: &Config,
+    renderer: &Renderer,
+    template: &str,
+    event: &Event,
+    rule: &str,
+    destination: &str,
+) -> Result<Message, RouteError> {
+    let piece = Piece {
+        renderer,
+        template,
+        rule,
+        destination,
+    };
+    piece.render(config, &Base::new(config, event))
+}
+
 /// What every message of one event shares: its context and the page it is about.
 struct Base {
     context: Map<String, Value>,

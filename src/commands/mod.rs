@@ -3,6 +3,7 @@
 mod check;
 mod outbox;
 mod render;
+mod send_test;
 mod serve;
 
 use std::process::ExitCode;
@@ -20,7 +21,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Deliveries(args) => outbox::deliveries(&config_path, &args),
         Command::Replay(args) => outbox::replay(&config_path, &args),
         Command::Purge(args) => outbox::purge(&config_path, &args),
+        Command::SendTest(args) => send_test::run(&config_path, &args),
+        Command::Completions(args) => completions(args.shell),
     }
+}
+
+/// Prints the completion script for `shell` on standard output.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let name = command.get_name().to_owned();
+    clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+    ExitCode::SUCCESS
 }
 
 /// Loads the config, or prints every problem to stderr.

@@ -98,8 +98,18 @@ impl Destination {
 
     /// Makes one attempt to deliver `body`.
     pub async fn send(&self, client: &reqwest::Client, body: &[u8]) -> Outcome {
+        self.send_and_answer(client, body).await.0
+    }
+
+    /// As [`Destination::send`], also returning the platform's answer as it came (none
+    /// for the console, or when no answer was read), for `send-test` to show.
+    pub async fn send_and_answer(
+        &self,
+        client: &reqwest::Client,
+        body: &[u8],
+    ) -> (Outcome, Option<Answer>) {
         let (url, content_type) = match &self.kind {
-            Kind::Console => return console::print(&self.name, body).await,
+            Kind::Console => return (console::print(&self.name, body).await, None),
             Kind::Slack { url } => (url, "application/json"),
             Kind::Teams { url } => (url, "application/json; charset=utf-8"),
         };
@@ -110,31 +120,45 @@ impl Destination {
             .body(body.to_vec());
         match request.send().await {
             Ok(response) => self.classify_response(response).await,
-            Err(err) => Outcome::Retry {
-                reason: network_error(&err),
-                after: None,
-            },
+            Err(err) => {
+                let outcome = Outcome::Retry {
+                    reason: network_error(&err),
+                    after: None,
+                };
+                (outcome, None)
+            }
         }
     }
 
-    async fn classify_response(&self, response: reqwest::Response) -> Outcome {
+    async fn classify_response(&self, response: reqwest::Response) -> (Outcome, Option<Answer>) {
         let status = response.status();
         let after = retry_after(response.headers(), Utc::now());
         let text = match response.text().await {
             Ok(text) => text,
             Err(err) => {
-                return Outcome::Retry {
+                let outcome = Outcome::Retry {
                     reason: format!("{status}, body unreadable: {}", network_error(&err)),
                     after: None,
-                }
+                };
+                return (outcome, None);
             }
         };
-        match &self.kind {
+        let outcome = match &self.kind {
             Kind::Slack { .. } => slack::classify(status, &text, after),
             Kind::Teams { .. } => teams::classify(status, &text, after),
             Kind::Console => Outcome::Sent,
-        }
+        };
+        (outcome, Some(Answer { status, body: text }))
     }
+}
+
+/// What a platform answered to one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body, whole.
+    pub body: String,
 }
 
 fn host(url: &Url) -> String {
