@@ -44,20 +44,28 @@ fn fake_endpoint(status: &str, body: &'static str) -> (SocketAddr, Receiver<Stri
     (address, receiver)
 }
 
+/// Runs the binary in `dir`, with `dir/credentials` as systemd's credentials folder.
 fn relay(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_redbrick-relay"))
         .args(args)
         .current_dir(dir)
         .env_remove("RELAY_CONFIG")
+        .env("CREDENTIALS_DIRECTORY", dir.join("credentials"))
         .output()
         .expect("run the relay")
 }
 
+/// A Slack destination whose URL (on `address`) and token come as systemd credentials.
 fn slack_config(dir: &std::path::Path, address: SocketAddr) {
-    let config = format!(
-        "[destinations.reviewers]\nkind = \"slack\"\nurl = \"http://{address}/services/T1/B2/SECRET\"\n\n\
-         [[rules]]\nname = \"all\"\nto = [\"reviewers\"]\ntext = \"{{{{event}}}}\"\n"
-    );
+    let credentials = dir.join("credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    let url = format!("http://{address}/services/T1/B2/SECRET\n");
+    std::fs::write(credentials.join("slack-reviewers"), url).unwrap();
+    std::fs::write(credentials.join("relay-token"), "TOKEN\n").unwrap();
+    let config = "[server]\ntoken_file = \"${CREDENTIALS_DIRECTORY}/relay-token\"\n\n\
+        [destinations.reviewers]\nkind = \"slack\"\n\
+        url_file = \"${CREDENTIALS_DIRECTORY}/slack-reviewers\"\n\n\
+        [[rules]]\nname = \"all\"\nto = [\"reviewers\"]\ntext = \"{{event}}\"\n";
     std::fs::write(dir.join("relay.toml"), config).unwrap();
 }
 
@@ -119,6 +127,25 @@ fn send_test_names_the_defined_destinations_for_an_unknown_one() {
         stderr.contains("no destination `reviewrs`") && stderr.contains("(defined: reviewers)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn check_reads_the_url_and_token_from_the_credentials_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    slack_config(dir.path(), "127.0.0.1:9".parse().unwrap());
+    std::fs::write(dir.path().join("credentials/relay-token"), "").unwrap();
+
+    let empty = relay(dir.path(), &["check"]);
+    std::fs::write(dir.path().join("credentials/relay-token"), "TOKEN\n").unwrap();
+    let full = relay(dir.path(), &["check"]);
+
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(
+        stderr.contains("`server.token_file`: the file is empty"),
+        "{stderr}"
+    );
+    assert!(full.status.success(), "{full:?}");
 }
 
 #[test]

@@ -98,6 +98,8 @@ pub struct RawServer {
     pub path: Option<Text>,
     /// The secret requests must carry, usually `${RELAY_TOKEN}`.
     pub token: Option<Text>,
+    /// A file holding the token, such as a systemd credential.
+    pub token_file: Option<Text>,
     /// Client networks allowed to post, as CIDRs; everyone when omitted.
     pub allow_from: Option<Vec<Text>>,
     /// Reverse proxies whose `X-Forwarded-For` is believed, as CIDRs.

@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use toml::Spanned;
 
 use super::raw::{RawServer, RawTls, Text};
-use super::validate::{duration, text_or, Checker};
+use super::validate::{duration, read_secret_file, text_or, Checker};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 const DEFAULT_PATH: &str = "/redbrick";
@@ -95,11 +95,7 @@ pub(super) fn check(
 ) -> Option<ServerConfig> {
     let listen = listen(checker, raw);
     let path = path(checker, raw);
-    let token = raw
-        .token
-        .as_ref()
-        .and_then(|token| checker.expand(token, "server.token"))
-        .map(Token::new);
+    let token = token(checker, raw);
     if let (Some(addr), None) = (listen, &token) {
         if !addr.ip().is_loopback() {
             let span = raw.listen.as_ref().map_or(0..0, Spanned::span);
@@ -148,6 +144,29 @@ pub(super) fn check(
         body_timeout,
         tls: tls.flatten(),
     })
+}
+
+/// `token`, or `token_file` (a systemd credential, say), not both.
+fn token(checker: &mut Checker<'_>, raw: &RawServer) -> Option<Token> {
+    let secret = match (&raw.token, &raw.token_file) {
+        (Some(token), None) => checker.expand(token, "server.token"),
+        (None, Some(file)) => {
+            let secret = read_secret_file(checker, file, "server.token_file")?;
+            if secret.is_empty() {
+                let message = "the file is empty: a token must not be".to_owned();
+                checker.problem(file.span(), "server.token_file", message);
+                return None;
+            }
+            Some(secret)
+        }
+        (Some(token), Some(_)) => {
+            let message = "set `token` or `token_file`, not both".to_owned();
+            checker.problem(token.span(), "server.token", message);
+            None
+        }
+        (None, None) => None,
+    };
+    secret.map(Token::new)
 }
 
 fn listen(checker: &mut Checker<'_>, raw: &RawServer) -> Option<SocketAddr> {

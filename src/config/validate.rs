@@ -329,8 +329,17 @@ fn url(checker: &mut Checker<'_>, raw: &RawDestination, key: &str) -> Option<Url
 }
 
 fn read_url_file(checker: &mut Checker<'_>, file: &Text, key: &str) -> Option<String> {
-    let key = format!("{key}.url_file");
-    let path = checker.expand(file, &key)?;
+    read_secret_file(checker, file, &format!("{key}.url_file"))
+}
+
+/// A secret kept in a file (a systemd credential, say), `${VAR}`s in its path expanded;
+/// a trailing line break is not part of it. Only the path is ever quoted.
+pub(super) fn read_secret_file(
+    checker: &mut Checker<'_>,
+    file: &Text,
+    key: &str,
+) -> Option<String> {
+    let path = checker.expand(file, key)?;
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_owned()),
         Err(err) => {
