@@ -26,8 +26,8 @@ pub struct LastReload {
 }
 
 impl LastReload {
-    /// The load at start, which succeeded or there would be no relay.
-    pub fn started(at: DateTime<Utc>) -> LastReload {
+    /// A config loaded and put in force at `at`: at start, or by a reload.
+    pub fn applied(at: DateTime<Utc>) -> LastReload {
         LastReload { at, refused: None }
     }
 
@@ -98,7 +98,7 @@ impl Reloader {
         );
         self.config.send_replace(Arc::new(new));
         self.metrics.reload(true, now.into());
-        LastReload::started(now)
+        LastReload::applied(now)
     }
 
     fn refused(&self, problems: usize, now: DateTime<Utc>) -> LastReload {

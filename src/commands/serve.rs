@@ -155,7 +155,7 @@ impl Supervisor {
             notifier: Notifier::from_env(),
             reloader,
             outbox,
-            last: LastReload::started(Utc::now()),
+            last: LastReload::applied(Utc::now()),
         }
     }
 
@@ -166,12 +166,17 @@ impl Supervisor {
 
     /// Answers signals and timers until asked to stop; resolving it stops the relay.
     async fn run(mut self, mut signals: Signals) {
-        let mut watchdog = watchdog_interval().map(every);
+        let period = watchdog_interval();
+        let mut watchdog = period.map(every);
         let mut status = every(STATUS_INTERVAL);
         loop {
             tokio::select! {
                 _ = signals.hangup.recv() => self.reload().await,
-                _ = tick(&mut watchdog) => self.feed_watchdog().await,
+                _ = tick(&mut watchdog) => {
+                    if let Some(period) = period {
+                        self.feed_watchdog(period).await;
+                    }
+                }
                 _ = status.tick() => self.refresh_status().await,
                 _ = signals.terminate.recv() => break,
                 _ = signals.interrupt.recv() => break,
@@ -187,11 +192,10 @@ impl Supervisor {
         self.ready().await;
     }
 
-    /// Fed only when the outbox's writer answers: a wedged store gets the service
-    /// restarted instead of taking webhooks it cannot keep.
-    async fn feed_watchdog(&self) {
-        let limit = watchdog_interval().unwrap_or(STATUS_TIMEOUT);
-        match tokio::time::timeout(limit, self.outbox.ping()).await {
+    /// Fed only when the outbox's writer answers within a ping period: a wedged store
+    /// gets the service restarted instead of taking webhooks it cannot keep.
+    async fn feed_watchdog(&self, period: Duration) {
+        match tokio::time::timeout(period, self.outbox.ping()).await {
             Ok(Ok(())) => self.notifier.watchdog(),
             Ok(Err(err)) => tracing::error!(error = %err, "watchdog not fed: the outbox fails"),
             Err(_) => tracing::error!("watchdog not fed: the outbox did not answer in time"),
