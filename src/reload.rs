@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::{Config, ConfigError};
 use crate::logging::LevelHandle;
 use crate::metrics::Metrics;
+use crate::outbox::{Outbox, State};
 
 /// When the config in force was loaded, or the last reload refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,8 @@ impl LastReload {
 pub struct Reloader {
     /// The config in force.
     pub config: watch::Sender<Arc<Config>>,
+    /// Read to tell what a removed destination leaves queued.
+    pub outbox: Outbox,
     /// Where the outcome is counted.
     pub metrics: Metrics,
     /// The logger, whose level follows `[log] level`.
@@ -58,14 +61,50 @@ pub struct Reloader {
 impl Reloader {
     /// Loads the config file again and applies it, or keeps the old one.
     pub async fn reload(&self) -> LastReload {
-        let path = self.config.borrow().path.clone();
+        let old = self.config.borrow().clone();
+        let path = old.path.clone();
         tracing::info!(config = %path.display(), "reloading the config");
         let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
-        match loaded {
+        let last = match loaded {
             Ok(loaded) => self.apply(loaded, Utc::now()),
             Err(err) => {
                 tracing::error!(error = %err, "config reload did not finish; old config kept");
                 self.refused(1, Utc::now())
+            }
+        };
+        if last.refused.is_none() {
+            let new = self.config.borrow().clone();
+            self.report_removed(&removed_destinations(&old, &new)).await;
+        }
+        last
+    }
+
+    /// Logs what each destination that left the config still has queued. Those
+    /// deliveries are left as they are: the destination may come back with the next
+    /// reload, or an operator may replay them elsewhere.
+    async fn report_removed(&self, removed: &[String]) {
+        if removed.is_empty() {
+            return;
+        }
+        let counts = match self.outbox.counts().await {
+            Ok(counts) => counts,
+            Err(err) => {
+                tracing::warn!(destinations = ?removed, error = %err,
+                    "destinations removed from the config; cannot tell what they left queued");
+                return;
+            }
+        };
+        for destination in removed {
+            let queued: u64 = counts
+                .iter()
+                .filter(|(name, state, _)| name == destination && *state == State::Pending)
+                .map(|(_, _, count)| count)
+                .sum();
+            if queued == 0 {
+                tracing::info!(%destination, "destination removed from the config");
+            } else {
+                tracing::warn!(%destination, queued, "destination removed from the config; \
+                    its queued messages stay in the outbox until it returns or they are replayed");
             }
         }
     }
@@ -82,10 +121,6 @@ impl Reloader {
         let old = self.config.borrow().clone();
         for key in restart_only_changes(&old, &new) {
             tracing::warn!(key, "changed in the file but applies only after a restart");
-        }
-        for destination in removed_destinations(&old, &new) {
-            tracing::warn!(%destination, "destination removed from the config; its queued \
-                messages stay in the outbox until it returns or they are replayed");
         }
         for warning in &new.warnings {
             tracing::warn!(%warning, "config warning");

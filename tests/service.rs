@@ -82,12 +82,22 @@ impl Notifications {
 }
 
 impl Relay {
+    /// Starts `serve` and waits for `READY=1` and both listening addresses in the log.
     fn start(config: &str, env: &[(&str, &str)]) -> Relay {
+        let mut relay = Relay::spawn(config, &[], env);
+        relay.relay = relay.address("relay listening");
+        relay.admin = relay.address("admin listening");
+        relay
+    }
+
+    /// Starts `serve` with the global flags `flags` and waits for `READY=1` only.
+    fn spawn(config: &str, flags: &[&str], env: &[(&str, &str)]) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         let notify = Notifications::bind(&dir.path().join("notify.sock"));
         write(dir.path(), "relay.toml", config);
         let mut command = Command::new(env!("CARGO_BIN_EXE_redbrick-relay"));
         command
+            .args(flags)
             .args(["--config", "relay.toml", "serve"])
             .current_dir(dir.path())
             .env("NOTIFY_SOCKET", dir.path().join("notify.sock"))
@@ -112,8 +122,6 @@ impl Relay {
             admin: "0.0.0.0:0".parse().unwrap(),
         };
         relay.ready = relay.notify.wait_for("READY=1");
-        relay.relay = relay.address("relay listening");
-        relay.admin = relay.address("admin listening");
         relay
     }
 
@@ -283,6 +291,36 @@ fn http(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Stri
     (status, body)
 }
 
+/// A webhook endpoint that takes every request and answers 503, as a platform having an
+/// outage does; its address, and one signal per request received.
+fn failing_endpoint() -> (SocketAddr, Receiver<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|read| read > 2) {
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let answer = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\
+                          connection: close\r\n\r\n";
+            let _ = reader.get_mut().write_all(answer.as_bytes());
+            if sender.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    (address, receiver)
+}
+
 /// A webhook with one event of `kind` and id `id`.
 fn event(kind: &str, id: u32, stage: &str) -> String {
     format!(
@@ -442,4 +480,37 @@ fn health_and_readiness_answer_on_the_admin_port_only() {
     assert_eq!(ready, 200, "{body}");
     assert!(body.contains("\"store\":\"ok\""), "{body}");
     assert_eq!(on_public, 404, "the webhook port must not serve metrics");
+}
+
+#[test]
+fn a_removed_destination_keeps_its_queue_and_the_reload_says_so() {
+    let (endpoint, requests) = failing_endpoint();
+    let url = format!("http://{endpoint}/services/T1/B2/SECRET");
+    let with_slack = format!(
+        "{CONFIG}\n[destinations.reviewers]\nkind = \"slack\"\nurl = \"${{SLACK_URL}}\"\n\n\
+         [[rules]]\nname = \"review\"\nto = [\"reviewers\"]\ntext = \"review {{{{stage}}}}\"\n"
+    );
+    let mut relay = Relay::start(&with_slack, &[("SLACK_URL", &url)]);
+    relay.post(&event("TASK_ENTERED_STAGE", 1, "Review_1"));
+    requests
+        .recv_timeout(DEADLINE)
+        .expect("the relay tried the endpoint");
+    relay.wait_for_metrics(&["redbrick_relay_queue_depth{destination=\"reviewers\"} 1"]);
+
+    relay.write("relay.toml", CONFIG);
+    let ready = relay.reload();
+
+    assert!(ready.contains("config loaded"), "{ready}");
+    relay.log_line_with(&[
+        "destination removed from the config",
+        "destination=reviewers",
+        "queued=1",
+    ]);
+    let metrics =
+        relay.wait_for_metrics(&["redbrick_relay_queue_depth{destination=\"reviewers\"} 1"]);
+    assert!(
+        !metrics.contains("SECRET"),
+        "a webhook URL leaked:\n{metrics}"
+    );
+    assert!(!metrics.contains("127.0.0.1"), "a host leaked:\n{metrics}");
 }

@@ -91,6 +91,7 @@ async fn serve(config: Config, log: LevelHandle) -> ExitCode {
 
     let reloader = Reloader {
         config: sender,
+        outbox: relay.outbox().clone(),
         metrics,
         log,
     };
