@@ -514,3 +514,43 @@ fn a_removed_destination_keeps_its_queue_and_the_reload_says_so() {
     );
     assert!(!metrics.contains("127.0.0.1"), "a host leaked:\n{metrics}");
 }
+
+#[test]
+fn under_the_journal_log_lines_carry_no_timestamp() {
+    let plain = Relay::start(CONFIG, &[]);
+    let journal = Relay::start(CONFIG, &[("JOURNAL_STREAM", "8:4242")]);
+
+    let stamped = plain.log_line("relay listening");
+    let bare = journal.log_line("relay listening");
+
+    assert!(
+        stamped.starts_with(|c: char| c.is_ascii_digit()),
+        "expected a timestamp first: {stamped}"
+    );
+    assert!(
+        bare.trim_start().starts_with("INFO "),
+        "expected the level first: {bare}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let plain = Relay::spawn(CONFIG, &["--log-format", "json"], &[]);
+    let journal = Relay::spawn(
+        CONFIG,
+        &["--log-format", "json"],
+        &[("JOURNAL_STREAM", "8:4242")],
+    );
+
+    let listening = |relay: &Relay| -> serde_json::Value {
+        let line = relay.log_line("relay listening");
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("{err}: {line}"))
+    };
+    let (plain, journal) = (listening(&plain), listening(&journal));
+
+    assert_eq!(plain["level"], "INFO", "{plain}");
+    assert_eq!(plain["fields"]["message"], "relay listening", "{plain}");
+    assert!(plain["fields"]["address"].is_string(), "{plain}");
+    assert!(plain["timestamp"].is_string(), "{plain}");
+    assert!(journal.get("timestamp").is_none(), "{journal}");
+}
