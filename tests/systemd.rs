@@ -1,7 +1,8 @@
 //! The deployment files: the unit, checked by systemd's own tools where they exist (it
 //! must pass `systemd-analyze verify`, and `systemd-analyze security` must rate its
-//! exposure at 2.0 or lower; machines without systemd skip both, saying so), and the
-//! packaged config, which must pass `check` as installed.
+//! exposure at 2.0 or lower; machines without systemd skip both, saying so), the
+//! packaged config, which must pass `check` as installed, and the `cargo deb` metadata,
+//! which must ship the binary, the unit, the config and every template as conffiles.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -101,4 +102,68 @@ fn packaged_config_passes_check_as_installed() {
         stdout.contains("listening on 127.0.0.1:8787/redbrick"),
         "{stdout}"
     );
+}
+
+/// `[package.metadata.deb]` from Cargo.toml: its assets as (source, destination) and its
+/// conffiles.
+fn deb_metadata() -> (Vec<(String, String)>, Vec<String>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = toml::from_str(&manifest).unwrap();
+    let deb = &manifest["package"]["metadata"]["deb"];
+    let text = |value: &toml::Value| value.as_str().unwrap().to_owned();
+    let assets = deb["assets"].as_array().unwrap().iter();
+    let assets = assets
+        .map(|asset| (text(&asset[0]), text(&asset[1])))
+        .collect();
+    let conf_files = deb["conf-files"].as_array().unwrap().iter().map(text);
+    (assets, conf_files.collect())
+}
+
+#[test]
+fn deb_package_holds_the_binary_unit_config_and_every_template() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (assets, conf_files) = deb_metadata();
+    let mut wanted = vec![
+        (
+            "target/release/redbrick-relay".to_owned(),
+            "usr/bin/".to_owned(),
+        ),
+        (
+            "deploy/redbrick-relay.service".to_owned(),
+            "lib/systemd/system/".to_owned(),
+        ),
+        (
+            "deploy/relay.toml".to_owned(),
+            "etc/redbrick-relay/relay.toml".to_owned(),
+        ),
+    ];
+    let mut templates: Vec<String> = std::fs::read_dir(root.join("templates"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".hbs"))
+        .collect();
+    templates.sort();
+    for name in &templates {
+        let source = format!("templates/{name}");
+        wanted.push((source, "etc/redbrick-relay/templates/".to_owned()));
+    }
+
+    for asset in &wanted {
+        assert!(assets.contains(asset), "{asset:?} not in {assets:?}");
+    }
+    for (source, _) in assets.iter().filter(|(s, _)| !s.starts_with("target/")) {
+        assert!(
+            root.join(source).is_file(),
+            "asset `{source}` does not exist"
+        );
+    }
+    assert!(conf_files.contains(&"/etc/redbrick-relay/relay.toml".to_owned()));
+    for name in &templates {
+        let installed = format!("/etc/redbrick-relay/templates/{name}");
+        assert!(
+            conf_files.contains(&installed),
+            "{installed} is not a conffile"
+        );
+    }
 }
