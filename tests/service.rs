@@ -339,6 +339,7 @@ fn ready_comes_after_the_port_accepts_and_stopping_on_sigterm() {
     let mut relay = Relay::start(CONFIG, &[]);
 
     let accepted = TcpStream::connect(relay.relay);
+    let admin = TcpStream::connect(relay.admin);
     relay.signal("TERM");
     let stopping = relay.notify.wait_for("STOPPING=1");
     let status = relay.wait_exit();
@@ -346,6 +347,10 @@ fn ready_comes_after_the_port_accepts_and_stopping_on_sigterm() {
     assert!(
         accepted.is_ok(),
         "READY=1 came before the port took connections"
+    );
+    assert!(
+        admin.is_ok(),
+        "READY=1 came before the admin port took connections"
     );
     assert!(
         relay
