@@ -364,7 +364,8 @@ async fn a_gzip_bomb_is_refused_with_memory_bounded() {
     let dir = support::ConfigDir::new();
     let port = support::binary::free_port();
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[destinations.console]\nkind = \"console\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [destinations.console]\nkind = \"console\"\n\n\
          [[rules]]\nname = \"all\"\nto = [\"console\"]\n"
     );
     dir.write("relay.toml", &toml);

@@ -18,7 +18,8 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// most a second apart, and stopping within a second.
 fn write_config(dir: &ConfigDir, port: u16, fakes: &[(&str, &Fake)], timeout: &str) {
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[store]\npath = \"relay.db\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [store]\npath = \"relay.db\"\n\n\
          [delivery]\nmax_backoff = \"1s\"\nshutdown_grace = \"1s\"\n\n"
     );
     for (name, fake) in fakes {
