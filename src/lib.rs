@@ -9,11 +9,13 @@
 //! - [`rules`]: which rules an event matches (indexed by event type and project).
 //! - [`render`]: Handlebars with per-destination escaping and helpers.
 //! - [`route`]: rules and templates applied to one event: ready-to-send messages.
+//! - [`outbox`]: the durable store: deliveries committed before RedBrick hears 200.
 //! - [`deliver`]: one worker per destination, sending in order.
 //! - [`destination`]: Slack, Teams and console bodies, and what their answers mean.
 //!
 //! Beside the flow: [`config`] (the checked `relay.toml`), [`links`] (URLs into the
-//! RedBrick app), [`cli`] and [`commands`] (the command line), [`logging`].
+//! RedBrick app), [`cli`] and [`commands`] (the command line), [`logging`], and
+//! [`relay`], which assembles outbox, workers and server in the order they start and stop.
 //!
 //! At the edge, for operators: [`metrics`] (counters the flow updates), [`admin`] (the
 //! health and metrics listener that reads them), [`reload`] (a new config swapped in on

@@ -2,6 +2,7 @@
 //!
 //! Every id is percent-encoded as a path segment (or query value), so an id such as
 //! `../../evil` or `x?y#z` cannot make a link point anywhere but the configured app.
+//! How a link is shown (a Slack `<url|text>`, a Teams button) is decided elsewhere.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 

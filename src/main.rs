@@ -1,4 +1,6 @@
 //! The `redbrick-relay` binary: parse the command line and run the subcommand.
+//!
+//! Nothing else lives here: the work and its exit codes are in the library's `commands`.
 
 use std::process::ExitCode;
 

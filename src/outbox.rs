@@ -93,7 +93,9 @@ pub enum StoreError {
         path.display()
     )]
     CreateDir {
+        /// The database file whose folder is missing.
         path: PathBuf,
+        /// Why the folder could not be made.
         cause: std::io::Error,
     },
     /// The database could not be opened, configured or migrated.
@@ -103,7 +105,9 @@ pub enum StoreError {
         path.display()
     )]
     Open {
+        /// The database file.
         path: PathBuf,
+        /// What SQLite said.
         cause: rusqlite::Error,
     },
     /// The database was written by a newer build with a schema this one does not know.
@@ -112,7 +116,12 @@ pub enum StoreError {
          run a newer redbrick-relay",
         path.display()
     )]
-    SchemaTooNew { path: PathBuf, found: i64 },
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The schema version it holds.
+        found: i64,
+    },
     /// The writer thread could not be started.
     #[error(
         "cannot start the outbox writer thread: {0}; check the process thread limit and restart"
@@ -134,7 +143,10 @@ pub enum StoreError {
     #[error(
         "delivery `{id}` is not pending (unknown, sent or dead); fetch the destination's head again"
     )]
-    NotPending { id: i64 },
+    NotPending {
+        /// The delivery's id.
+        id: i64,
+    },
     /// Purging was asked for pending deliveries, which are still owed to their destination.
     #[error("cannot purge `pending` deliveries; deliver or expire them first")]
     PurgePending,

@@ -1,4 +1,7 @@
 //! `check`: load everything `serve` would load, and say whether it is sound.
+//!
+//! It only prints: the loading and checking are `config`'s, the same code `serve` runs,
+//! so what `check` accepts is what `serve` runs.
 
 use std::path::Path;
 use std::process::ExitCode;

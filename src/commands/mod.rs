@@ -1,4 +1,7 @@
 //! The subcommands' work, each turning its outcome into an exit code in one place.
+//!
+//! The shape of the command line is `cli`'s; the relay itself is in the modules these
+//! call, which report errors as values and never exit the process.
 
 mod check;
 mod outbox;

@@ -1,4 +1,7 @@
 //! `render`: what an event would send, printed, with nothing sent.
+//!
+//! Parsing, matching and rendering are the `event` and `route` code `serve` runs; this
+//! only reads the event file and prints what they produce.
 
 use std::io::Read;
 use std::path::Path;

@@ -27,6 +27,8 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// `[admin]`: the listener's address, or none when disabled; an address that does not
+/// parse, or that is `server.listen` too, is refused.
 pub(super) fn admin(
     checker: &mut Checker<'_>,
     raw: &RawAdmin,
@@ -55,6 +57,7 @@ pub(super) fn admin(
     AdminConfig { listen: Some(addr) }
 }
 
+/// `[log]`: the level, refused unless `tracing` can parse it.
 pub(super) fn log(checker: &mut Checker<'_>, raw: &RawLog) -> LogConfig {
     let level = text_or(&raw.level, DEFAULT_LOG_LEVEL);
     if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&level) {

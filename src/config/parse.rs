@@ -4,6 +4,7 @@
 //! once into a tree that keeps every span; after each unknown key is reported, its entry
 //! is taken out of the tree and the structs are read again, so the rest of the file is
 //! still checked. Any other refusal (a wrong type, a missing key) ends the reading there.
+//! What the values mean is `validate`'s.
 
 use serde::de::IntoDeserializer;
 use serde::Deserialize;

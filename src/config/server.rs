@@ -1,4 +1,7 @@
 //! `[server]` checked: where to listen, who may post, and the bounds of a request.
+//!
+//! It also reads the TLS certificate and key, so that a bad pair stops the start. How
+//! requests are refused with these values is the `server` module's business.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -88,6 +91,7 @@ impl fmt::Debug for ServerConfig {
     }
 }
 
+/// `[server]` with its defaults, or `None` when a value in it is refused.
 pub(super) fn check(
     checker: &mut Checker<'_>,
     raw: &RawServer,

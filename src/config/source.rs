@@ -1,6 +1,7 @@
 //! Where a configuration problem is, and the values read from outside the file.
 //!
 //! Turns byte spans into `file:line:column`, and expands `${VAR}` from the environment.
+//! What counts as a problem is decided by the checks that report one.
 
 use std::fmt;
 use std::ops::Range;

@@ -4,6 +4,7 @@
 //! default for the event type (a file of the same name in `templates_dir` overrides it).
 //! Every template a rule can reach is rendered against a sample event of each type it can
 //! see, for every markup, in strict mode: a misspelt variable fails here, not at 3 a.m.
+//! How a template renders (escaping, helpers) is the `render` module's.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -52,6 +53,7 @@ pub(super) struct TemplateLoader {
 }
 
 impl TemplateLoader {
+    /// A loader reading named templates from `dir`.
     pub(super) fn new(dir: &Path) -> TemplateLoader {
         TemplateLoader {
             dir: dir.to_owned(),
@@ -61,6 +63,7 @@ impl TemplateLoader {
         }
     }
 
+    /// Every template compiled so far, for the checked config.
     pub(super) fn into_renderer(self) -> Renderer {
         self.renderer
     }

@@ -1,3 +1,7 @@
+//! Loading whole `relay.toml` files from a temporary folder: what is accepted, and that
+//! every mistake is reported at its file, line, column and key. The relay running on a
+//! loaded config is tested in `tests/`.
+
 use std::time::Duration;
 
 use super::*;

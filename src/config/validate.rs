@@ -1,7 +1,9 @@
 //! The one pass that turns the raw file into a checked [`Config`].
 //!
 //! Every problem is collected rather than stopping at the first, so that `check` can
-//! list them all at once. Secrets (URLs, tokens) are never quoted in a problem.
+//! list them all at once. Secrets (URLs, tokens) are never quoted in a problem. Reading
+//! the file is `parse`'s; `[server]`, `[admin]`, `[log]` and the templates are checked in
+//! modules of their own, which this pass calls.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -40,13 +42,18 @@ const TEAMS_RATE: RateLimit = RateLimit {
 
 /// Collects problems while checking; `Source` turns spans into places.
 pub(super) struct Checker<'a> {
+    /// The file being checked.
     pub source: Source<'a>,
+    /// Where `${VAR}` values come from.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Mistakes: any one of them refuses the config.
     pub problems: Vec<Problem>,
+    /// Doubts: the config loads, and `check` and `serve` show them.
     pub warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
+    /// Records a mistake at `span`, under `key`.
     pub fn problem(
         &mut self,
         span: std::ops::Range<usize>,
@@ -57,6 +64,7 @@ impl Checker<'_> {
         self.problems.push(problem);
     }
 
+    /// Records a doubt at `span`, under `key`.
     pub fn warn(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: String) {
         let problem = self.source.problem(span, key, message);
         self.warnings.push(problem);
@@ -149,6 +157,7 @@ pub(super) fn validate(
     })
 }
 
+/// The value as written, or `default` when the key is absent.
 pub(super) fn text_or(value: &Option<Text>, default: &str) -> String {
     value
         .as_ref()

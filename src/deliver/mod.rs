@@ -5,7 +5,8 @@
 //! waits out rate limits and backoffs, and records every outcome in the outbox. A slow or
 //! failing destination holds up only its own worker. The URL and timeout are read from
 //! the config in force at send time, so a reload (a rotated secret) applies to queued
-//! messages too.
+//! messages too. Nothing here renders (the outbox holds finished bodies) or reads a
+//! platform's answer: what an answer means is the `destination`'s.
 
 mod policy;
 mod worker;

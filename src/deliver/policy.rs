@@ -2,6 +2,7 @@
 //!
 //! Pure arithmetic on durations, so that the worker's loop stays readable and this can be
 //! tested without sockets. Time comes from tokio's clock, which tests can pause and move.
+//! Nothing here sleeps or sends: the worker does the waiting.
 
 use std::time::Duration;
 

@@ -3,7 +3,8 @@
 //! Strictly in acceptance order: while the head of the queue waits for a retry, the
 //! messages behind it wait too, because chat messages out of order read wrongly. The
 //! worker reads a few deliveries ahead, but records each success before the next send:
-//! after a crash, only the message that was on the wire can be sent again.
+//! after a crash, only the message that was on the wire can be sent again. How long to
+//! wait is `policy`'s arithmetic, and what an answer means is the destination's.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -1,4 +1,7 @@
 //! The console destination: messages printed to standard output, one block each.
+//!
+//! A write that fails is worth retrying, never a dead letter: the output may come back.
+//! Log lines go to standard error and are not this module's.
 
 use tokio::io::AsyncWriteExt;
 

@@ -1,4 +1,6 @@
 //! Slack incoming webhooks: a `{"text": ...}` body, and Slack's way of answering.
+//!
+//! Sending, and the reading of statuses Slack shares with Teams, are the parent module's.
 
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ const PERMANENT_ERRORS: &[&str] = &[
     "posting_to_general_channel_denied",
 ];
 
+/// `{"text": ...}`, the text cut visibly to Slack's limit.
 pub(super) fn body(text: &str) -> Vec<u8> {
     let text = truncate_chars(text, MAX_TEXT_CHARS);
     json!({ "text": text }).to_string().into_bytes()

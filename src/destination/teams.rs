@@ -2,6 +2,7 @@
 //!
 //! Workflows answer 202 before they look at the card, and a bad card then fails silently
 //! inside the flow, so the card built here is always well formed and within size.
+//! Sending, and the reading of statuses Teams shares with Slack, are the parent module's.
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use super::{classify_status, Outcome};
 /// Teams refuses messages over about 28 KB; stay well under it.
 pub const MAX_BODY_BYTES: usize = 24_000;
 
+/// The card for `text`, with a button to `link`; the text is cut visibly when the body
+/// would pass [`MAX_BODY_BYTES`].
 pub(super) fn body(text: &str, link: Option<&str>) -> Vec<u8> {
     let mut card = card(text, link);
     let overhead = card.to_string().len() - json_len(text);

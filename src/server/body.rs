@@ -2,7 +2,7 @@
 //!
 //! The size limit applies while reading, whatever `Content-Length` claims (chunked bodies
 //! have none), and to the decoded bytes of a gzip body, so a small compressed bomb is
-//! refused before it fills memory.
+//! refused before it fills memory. What the bytes mean is the `event` module's.
 
 use std::io::Read;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! RedBrick cannot sign its requests; the URL is the only secret it can carry, as the
 //! last path segment (`/redbrick/<token>`) or a `token` query parameter. This module
 //! finds the client's address (through trusted proxies), checks both, and hides the
-//! token from anything that is logged.
+//! token from anything that is logged. The body is not read until both checks pass.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -68,6 +68,7 @@ pub fn check_token(token: Option<&Token>, path: &PathMatch, query: &str) -> Resu
     }
 }
 
+/// The answer for any path that is not the webhook's, token or not.
 pub fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
 }

@@ -3,7 +3,8 @@
 //! Each accepted connection is served by hyper with a header read timeout (so a client
 //! that trickles its headers cannot hold a connection forever), optionally behind TLS,
 //! and tagged with its peer address for the allow-list. On shutdown the listener closes
-//! first, then requests in flight finish.
+//! first, then requests in flight finish. What a request asks for is the routes'
+//! business: this module sees connections, not requests.
 
 use std::future::Future;
 use std::net::SocketAddr;

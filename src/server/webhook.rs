@@ -1,7 +1,8 @@
 //! A valid webhook's events: rendered, committed to the outbox, then handed to delivery.
 //!
 //! The answer waits for the commit: once RedBrick hears 200 it will not send the event
-//! again, so the messages must already be durable by then.
+//! again, so the messages must already be durable by then. Which messages an event makes
+//! is `route`'s decision, and sending them is the delivery workers'.
 
 use warp::http::StatusCode;
 
