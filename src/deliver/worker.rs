@@ -14,7 +14,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use super::policy::{Bucket, Clock, RetryPolicy};
-use crate::config::Config;
+use crate::config::{Config, Target};
 use crate::destination::Outcome;
 use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::outbox::{Outbox, Pending};
@@ -29,86 +29,115 @@ const READ_AHEAD: usize = 64;
 /// How long to wait before looking again when the store fails or the destination is gone.
 const TROUBLE_PAUSE: Duration = Duration::from_secs(5);
 
+/// One destination's sender; [`Deliverer::wake`](super::Deliverer::wake) builds it.
 pub(super) struct Worker {
+    /// The destination's name: the key in the config and in the outbox.
     pub name: String,
+    /// Where its deliveries wait and their outcomes are recorded.
     pub outbox: Outbox,
+    /// The config in force, read again before each send.
     pub config: watch::Receiver<Arc<Config>>,
+    /// The shared HTTP client.
     pub client: reqwest::Client,
+    /// Notified when new deliveries are committed for this destination.
     pub wake: Arc<Notify>,
+    /// Becomes `true` when the relay shuts down.
     pub stop: watch::Receiver<bool>,
+    /// The clock deliveries were stamped with.
     pub clock: Clock,
+    /// Backoff and maximum age, as configured when the worker started.
     pub policy: RetryPolicy,
+    /// Where attempts are counted.
     pub metrics: Metrics,
 }
 
 impl Worker {
+    /// Sends the destination's deliveries, head first, until told to stop.
     pub async fn run(mut self) {
+        let mut queue: VecDeque<Pending> = VecDeque::new();
         let mut bucket: Option<Bucket> = None;
         let mut missing_reported = false;
-        let mut queue: VecDeque<Pending> = VecDeque::new();
         while !*self.stop.borrow() {
-            if queue.is_empty() {
-                match self.outbox.pending_after(&self.name, 0, READ_AHEAD).await {
-                    Ok(rows) if rows.is_empty() => self.pause(IDLE_POLL).await,
-                    Ok(rows) => queue.extend(rows),
-                    Err(err) => {
-                        tracing::error!(destination = %self.name, error = %err, "cannot read the outbox");
-                        self.pause(TROUBLE_PAUSE).await;
-                    }
-                }
-                continue;
-            }
-            let delivery = queue.front().expect("the queue is not empty here");
-
             let now = self.clock.now_ms();
-            if delivery.next_attempt_at > now {
-                self.pause(Duration::from_millis(
-                    (delivery.next_attempt_at - now) as u64,
-                ))
-                .await;
+            let Some(head) = queue.front() else {
+                self.refill(&mut queue).await;
+                continue;
+            };
+            if head.next_attempt_at > now {
+                let wait = Duration::from_millis((head.next_attempt_at - now) as u64);
+                self.pause(wait).await;
                 queue.clear();
                 continue;
             }
+            let delivery = queue.pop_front().expect("the queue's head was just read");
             if now - delivery.created_at > self.policy.max_age.as_millis() as i64 {
-                let delivery = queue.pop_front().expect("the queue is not empty here");
                 self.expire(&delivery, now).await;
                 continue;
             }
 
             let config = self.config.borrow().clone();
             let Some(target) = config.targets.get(&self.name) else {
-                if !std::mem::replace(&mut missing_reported, true) {
-                    tracing::warn!(destination = %self.name,
-                        "destination not in the config; its messages stay queued until it \
-                         returns or they are replayed");
-                }
+                self.report_missing(&mut missing_reported);
                 self.pause(TROUBLE_PAUSE).await;
                 queue.clear();
                 continue;
             };
             missing_reported = false;
-
-            let limit = target.rate_limit;
-            let bucket = bucket.get_or_insert_with(|| Bucket::new(limit, Instant::now()));
-            bucket.set_limit(limit);
-            let wait = bucket.take(Instant::now());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-
-            let delivery = queue.pop_front().expect("the queue is not empty here");
-            let started = Instant::now();
-            let outcome = target.destination.send(&self.client, &delivery.body).await;
-            let took = started.elapsed();
-            if outcome == Outcome::Sent {
-                self.sent(&delivery, took).await;
-            } else {
-                // A failure changes what comes next: record it, then read the queue again.
-                self.failed(&delivery, outcome, took, &target.destination.host())
-                    .await;
+            if !self.attempt(target, &delivery, &mut bucket).await {
+                // A failure changes what comes next: it is recorded, so read the queue again.
                 queue.clear();
             }
         }
+    }
+
+    /// Reads the next deliveries in order; waits when there are none or the store fails.
+    async fn refill(&mut self, queue: &mut VecDeque<Pending>) {
+        match self.outbox.pending_after(&self.name, 0, READ_AHEAD).await {
+            Ok(rows) if rows.is_empty() => self.pause(IDLE_POLL).await,
+            Ok(rows) => queue.extend(rows),
+            Err(err) => {
+                tracing::error!(destination = %self.name, error = %err,
+                    "cannot read the outbox");
+                self.pause(TROUBLE_PAUSE).await;
+            }
+        }
+    }
+
+    /// Warns once when the destination leaves the config, not at every look.
+    fn report_missing(&self, reported: &mut bool) {
+        if !std::mem::replace(reported, true) {
+            tracing::warn!(destination = %self.name,
+                "destination not in the config; its messages stay queued until it \
+                 returns or they are replayed");
+        }
+    }
+
+    /// Waits for the rate limit, makes one attempt and records its outcome; whether the
+    /// platform took the message.
+    async fn attempt(
+        &self,
+        target: &Target,
+        delivery: &Pending,
+        bucket: &mut Option<Bucket>,
+    ) -> bool {
+        let limit = target.rate_limit;
+        let bucket = bucket.get_or_insert_with(|| Bucket::new(limit, Instant::now()));
+        bucket.set_limit(limit);
+        let wait = bucket.take(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+
+        let started = Instant::now();
+        let outcome = target.destination.send(&self.client, &delivery.body).await;
+        let took = started.elapsed();
+        if outcome == Outcome::Sent {
+            self.sent(delivery, took).await;
+            return true;
+        }
+        let host = target.destination.host();
+        self.failed(delivery, outcome, took, &host).await;
+        false
     }
 
     /// Sleeps for `duration`, or less if woken by new work or a stop.
@@ -158,8 +187,8 @@ impl Worker {
             Outcome::Retry { reason, after } => {
                 let wait = self.policy.next_wait(attempt, after, fastrand::f64());
                 tracing::warn!(destination = %self.name, %host, rule = %delivery.rule,
-                    id = delivery.id, attempt, error = %reason, retry_in_ms = wait.as_millis() as u64,
-                    "delivery failed, retrying");
+                    id = delivery.id, attempt, error = %reason,
+                    retry_in_ms = wait.as_millis() as u64, "delivery failed, retrying");
                 let next = now + wait.as_millis() as i64;
                 self.outbox
                     .mark_retry(delivery.id, next, &reason, now)
@@ -173,7 +202,8 @@ impl Worker {
             }
         };
         if let Err(err) = result {
-            tracing::error!(destination = %self.name, error = %err, "cannot record a delivery's outcome");
+            tracing::error!(destination = %self.name, error = %err,
+                "cannot record a delivery's outcome");
         }
     }
 
