@@ -50,7 +50,7 @@ impl Relay {
     ) -> Result<Relay, StoreError> {
         let store_path = config.borrow().delivery.store_path.clone();
         let outbox = Outbox::open(&store_path)?;
-        let deliverer = Deliverer::start_with_metrics(outbox, config.clone(), metrics).await;
+        let deliverer = Deliverer::start(outbox, config.clone(), metrics).await;
         let pruner = tokio::spawn(prune_forever(deliverer.clone(), config.clone()));
         Ok(Relay {
             config,

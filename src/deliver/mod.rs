@@ -52,13 +52,9 @@ struct Inner {
 
 impl Deliverer {
     /// Starts a worker for every configured destination and every destination with
-    /// deliveries left in the outbox (after a restart or a config change).
-    pub async fn start(outbox: Outbox, config: watch::Receiver<Arc<Config>>) -> Deliverer {
-        Deliverer::start_with_metrics(outbox, config, Metrics::new()).await
-    }
-
-    /// As [`Deliverer::start`], counting outcomes in `metrics`.
-    pub async fn start_with_metrics(
+    /// deliveries left in the outbox (after a restart or a config change), counting
+    /// outcomes in `metrics`.
+    pub async fn start(
         outbox: Outbox,
         config: watch::Receiver<Arc<Config>>,
         metrics: Metrics,
