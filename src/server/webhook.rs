@@ -35,35 +35,15 @@ pub async fn dispatch(
         .iter()
         .map(|event| prepare(config, metrics, event))
         .unzip();
-
-    // Stamped with the workers' clock, which they compare the stamps with: the system
-    // clock may have been set since they started.
-    let now = deliverer.clock().now_ms();
-    let accepted = deliverer.outbox().accept_at(incoming, now).await;
-    let acceptance = accepted.map_err(|err| {
-        tracing::error!(error = %err, "cannot commit deliveries; asking the sender to retry");
-        let message = "the relay cannot store deliveries right now; retry later";
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            message,
-        )
-    })?;
+    let acceptance = commit(deliverer, incoming).await?;
     for (outline, accepted) in outlines.into_iter().zip(acceptance) {
-        if accepted == Acceptance::Duplicate {
-            summary.duplicates += 1;
-            metrics.event_duplicate();
-            tracing::info!(event_id = outline.event_id, "repeated event ignored");
-            continue;
-        }
-        summary.matched += usize::from(!outline.rules.is_empty());
-        summary.deliveries += outline.destinations.len();
-        outline
-            .rules
-            .iter()
-            .for_each(|rule| metrics.rule_matched(rule));
-        for destination in outline.destinations {
-            deliverer.wake(&destination);
+        match accepted {
+            Acceptance::Fresh => release(deliverer, outline, &mut summary),
+            Acceptance::Duplicate => {
+                summary.duplicates += 1;
+                metrics.event_duplicate();
+                tracing::info!(event_id = outline.event_id, "repeated event ignored");
+            }
         }
     }
     tracing::info!(
@@ -75,6 +55,40 @@ pub async fn dispatch(
         "webhook accepted"
     );
     Ok(summary)
+}
+
+/// Stores the events' deliveries in one commit; a store that fails asks RedBrick to
+/// send the webhook again.
+async fn commit(
+    deliverer: &Deliverer,
+    incoming: Vec<IncomingEvent>,
+) -> Result<Vec<Acceptance>, ApiError> {
+    // Stamped with the workers' clock, which they compare the stamps with: the system
+    // clock may have been set since they started.
+    let now = deliverer.clock().now_ms();
+    let accepted = deliverer.outbox().accept_at(incoming, now).await;
+    accepted.map_err(|err| {
+        tracing::error!(error = %err, "cannot commit deliveries; asking the sender to retry");
+        let message = "the relay cannot store deliveries right now; retry later";
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
+    })
+}
+
+/// Counts a fresh event's rules and deliveries, and wakes the workers that now have work.
+fn release(deliverer: &Deliverer, outline: Outline<'_>, summary: &mut Summary) {
+    summary.matched += usize::from(!outline.rules.is_empty());
+    summary.deliveries += outline.destinations.len();
+    let metrics = deliverer.metrics();
+    for rule in &outline.rules {
+        metrics.rule_matched(rule);
+    }
+    for destination in outline.destinations {
+        deliverer.wake(&destination);
+    }
 }
 
 /// Routes one event: its deliveries to commit, and what to count once committed.
