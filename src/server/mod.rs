@@ -12,6 +12,7 @@ mod listener;
 mod webhook;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Buf;
@@ -29,9 +30,9 @@ use warp::{Filter, Reply};
 
 pub use listener::Peer;
 
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::deliver::Deliverer;
-use crate::event::{parse_body, EventError};
+use crate::event::{parse_body, Batch, EventError};
 
 /// What the server needs: the current config and where messages go.
 #[derive(Clone)]
@@ -185,7 +186,7 @@ async fn handle<S, B>(
     state: &AppState,
     config: &Config,
     request: Request,
-    client: Option<std::net::IpAddr>,
+    client: Option<IpAddr>,
     body: S,
 ) -> Result<Summary, ApiError>
 where
@@ -197,6 +198,22 @@ where
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
     })?;
     let server = &config.server;
+    let encoding = admit(server, &request, client)?;
+
+    let bytes = body::read(body, encoding, server.max_body_bytes, server.body_timeout).await?;
+    let batch = parse_body(&bytes, Utc::now()).map_err(invalid)?;
+    check_event_count(&batch, server.max_events)?;
+    webhook::dispatch(config, &state.deliverer, batch).await
+}
+
+/// The checks made before a byte of the body is read, in the order the module doc gives:
+/// a client that may not post learns nothing about the path, nor a wrong path about the
+/// token.
+fn admit(
+    server: &ServerConfig,
+    request: &Request,
+    client: Option<IpAddr>,
+) -> Result<body::Encoding, ApiError> {
     guard::check_allowed(client, &server.allow_from)?;
     let path = guard::match_path(&request.path, &server.path);
     if path == guard::PathMatch::Other {
@@ -211,23 +228,21 @@ where
         ));
     }
     guard::check_token(server.token.as_ref(), &path, &request.query)?;
-    let encoding = body::check_headers(&request.headers)?;
+    body::check_headers(&request.headers)
+}
 
-    let bytes = body::read(body, encoding, server.max_body_bytes, server.body_timeout).await?;
-    let batch = parse_body(&bytes, Utc::now()).map_err(invalid)?;
+/// Refuses a batch with more elements (known types or not) than `[server] max_events`.
+fn check_event_count(batch: &Batch, max_events: usize) -> Result<(), ApiError> {
     let count = batch.events.len() + batch.skipped.len();
-    if count > server.max_events {
-        let message = format!(
-            "{count} events in one request; at most {} are taken",
-            server.max_events
-        );
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_events",
-            message,
-        ));
+    if count <= max_events {
+        return Ok(());
     }
-    webhook::dispatch(config, &state.deliverer, batch).await
+    let message = format!("{count} events in one request; at most {max_events} are taken");
+    Err(ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_many_events",
+        message,
+    ))
 }
 
 fn invalid(err: EventError) -> ApiError {
