@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
@@ -28,21 +29,39 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish their requests after a shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What hyper needs of the service each connection is served with: warp's routes.
+pub trait Routes:
+    Service<
+        hyper::Request<Incoming>,
+        Response = warp::reply::Response,
+        Future: Send + 'static,
+        Error: std::error::Error + Send + Sync + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Routes for S where
+    S: Service<
+            hyper::Request<Incoming>,
+            Response = warp::reply::Response,
+            Future: Send + 'static,
+            Error: std::error::Error + Send + Sync + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves.
-pub async fn serve<S>(
+pub async fn serve(
     listener: TcpListener,
-    service: S,
+    service: impl Routes,
     tls: Option<Arc<rustls::ServerConfig>>,
     header_timeout: Duration,
     shutdown: impl Future<Output = ()>,
-) where
-    S: Service<hyper::Request<hyper::body::Incoming>, Response = warp::reply::Response>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::error::Error + Send + Sync + 'static,
-{
+) {
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -91,23 +110,13 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve<S>(
-        self,
-        service: S,
-        acceptor: Option<TlsAcceptor>,
-        watcher: hyper_util::server::graceful::Watcher,
-    ) where
-        S: Service<hyper::Request<hyper::body::Incoming>, Response = warp::reply::Response>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: std::error::Error + Send + Sync + 'static,
-    {
+    async fn serve(self, service: impl Routes, acceptor: Option<TlsAcceptor>, watcher: Watcher) {
+        // Answers are small and sent whole, so Nagle's delay would only hold them back; a
+        // socket that refuses the option still works, only a little slower.
         let _ = self.stream.set_nodelay(true);
-        let peer = Peer(self.peer);
+        let peer = self.peer;
         let tagged = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-            request.extensions_mut().insert(peer);
+            request.extensions_mut().insert(Peer(peer));
             service.clone().call(request)
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -121,22 +130,31 @@ impl Connection {
                 watcher.watch(conn.into_owned()).await
             }
             Some(acceptor) => {
-                let handshake =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(self.stream));
-                let stream = match handshake.await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(err)) => {
-                        tracing::debug!(peer = %self.peer, error = %err, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
+                let Some(stream) = handshake(&acceptor, self.stream, peer).await else {
+                    return;
                 };
                 let conn = builder.serve_connection(TokioIo::new(stream), tagged);
                 watcher.watch(conn.into_owned()).await
             }
         };
         if let Err(err) = result {
-            tracing::debug!(peer = %self.peer, error = %err, "connection ended with an error");
+            tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
         }
+    }
+}
+
+/// The TLS handshake, or `None` when it fails or takes longer than [`HANDSHAKE_TIMEOUT`].
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(err)) => {
+            tracing::debug!(peer = %peer, error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
     }
 }
