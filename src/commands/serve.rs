@@ -60,19 +60,9 @@ async fn serve(config: Config, log: LevelHandle) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Some(listener) = bind(config.server.listen, "relay").await else {
+    let Some((listener, admin)) = bind_both(&config).await else {
         return ExitCode::FAILURE;
     };
-    let admin = match config.admin.listen {
-        Some(address) => match bind(address, "admin").await {
-            Some(listener) => Some(listener),
-            None => return ExitCode::FAILURE,
-        },
-        None => None,
-    };
-    let address = listener.local_addr().unwrap_or(config.server.listen);
-    tracing::info!(address = %address, path = %config.server.path,
-        config = %config.path.display(), "relay listening");
 
     let metrics = Metrics::new();
     metrics.reload(true, SystemTime::now());
@@ -106,6 +96,20 @@ async fn serve(config: Config, log: LevelHandle) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The relay's listener and, unless disabled, the admin one; `None` when either cannot
+/// be bound, which is logged.
+async fn bind_both(config: &Config) -> Option<(TcpListener, Option<TcpListener>)> {
+    let listener = bind(config.server.listen, "relay").await?;
+    let admin = match config.admin.listen {
+        Some(address) => Some(bind(address, "admin").await?),
+        None => None,
+    };
+    let address = listener.local_addr().unwrap_or(config.server.listen);
+    tracing::info!(address = %address, path = %config.server.path,
+        config = %config.path.display(), "relay listening");
+    Some((listener, admin))
+}
+
 async fn bind(address: SocketAddr, what: &str) -> Option<TcpListener> {
     match TcpListener::bind(address).await {
         Ok(listener) => Some(listener),
@@ -117,7 +121,8 @@ async fn bind(address: SocketAddr, what: &str) -> Option<TcpListener> {
     }
 }
 
-/// The admin endpoints live as long as the process; they are simply dropped at the end.
+/// Serves the admin endpoints until `serve` aborts the task, once the relay has
+/// stopped: a probe or scrape in flight then is not worth waiting for.
 fn serve_admin(listener: TcpListener, state: AdminState) -> tokio::task::JoinHandle<()> {
     if let Ok(address) = listener.local_addr() {
         tracing::info!(address = %address, "admin listening");
