@@ -40,11 +40,6 @@ impl Token {
         use subtle::ConstantTimeEq;
         self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
     }
-
-    /// The secret itself, for redacting it from paths.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
 }
 
 impl fmt::Debug for Token {
@@ -100,14 +95,7 @@ pub(super) fn check(
     let listen = listen(checker, raw);
     let path = path(checker, raw);
     let token = token(checker, raw);
-    if let (Some(addr), None) = (listen, &token) {
-        if !addr.ip().is_loopback() {
-            let span = raw.listen.as_ref().map_or(0..0, Spanned::span);
-            let message = "listening beyond this machine with no `server.token`: anyone who \
-                           finds the address can post; set `token = \"${RELAY_TOKEN}\"`";
-            checker.warn(span, "server.token", message.to_owned());
-        }
-    }
+    warn_if_open(checker, raw, listen, token.is_some());
     let allow_from = networks(checker, raw.allow_from.as_deref(), "server.allow_from");
     let trusted_proxies = networks(
         checker,
@@ -117,11 +105,8 @@ pub(super) fn check(
     let tls = raw
         .tls
         .as_ref()
-        .map(|tls| load_tls(checker, tls.get_ref(), base));
+        .and_then(|tls| load_tls(checker, tls.get_ref(), base));
 
-    let bound = |value: &Option<Spanned<u64>>, default: u64| {
-        value.as_ref().map_or(default, |v| *v.get_ref())
-    };
     let header_timeout = optional_duration(
         checker,
         &raw.header_timeout,
@@ -140,14 +125,38 @@ pub(super) fn check(
         token,
         allow_from,
         trusted_proxies,
-        max_body_bytes: bound(&raw.max_body_bytes, DEFAULT_MAX_BODY_BYTES).max(1) as usize,
-        max_events: bound(&raw.max_events, DEFAULT_MAX_EVENTS).max(1) as usize,
-        max_concurrent_requests: bound(&raw.max_concurrent_requests, DEFAULT_MAX_CONCURRENT).max(1)
-            as usize,
+        max_body_bytes: bound(&raw.max_body_bytes, DEFAULT_MAX_BODY_BYTES),
+        max_events: bound(&raw.max_events, DEFAULT_MAX_EVENTS),
+        max_concurrent_requests: bound(&raw.max_concurrent_requests, DEFAULT_MAX_CONCURRENT),
         header_timeout,
         body_timeout,
-        tls: tls.flatten(),
+        tls,
     })
+}
+
+/// A warning when the relay listens beyond this machine with no token: anyone who finds
+/// the address can post.
+fn warn_if_open(
+    checker: &mut Checker<'_>,
+    raw: &RawServer,
+    listen: Option<SocketAddr>,
+    has_token: bool,
+) {
+    let Some(addr) = listen else {
+        return;
+    };
+    if has_token || addr.ip().is_loopback() {
+        return;
+    }
+    let span = raw.listen.as_ref().map_or(0..0, Spanned::span);
+    let message = "listening beyond this machine with no `server.token`: anyone who \
+                   finds the address can post; set `token = \"${RELAY_TOKEN}\"`";
+    checker.warn(span, "server.token", message.to_owned());
+}
+
+/// A count limit as written, or its default; 0 counts as 1.
+fn bound(value: &Option<Spanned<u64>>, default: u64) -> usize {
+    value.as_ref().map_or(default, |v| *v.get_ref()).max(1) as usize
 }
 
 /// `token`, or `token_file` (a systemd credential, say), not both.
@@ -241,27 +250,8 @@ fn load_tls(
 ) -> Option<Arc<rustls::ServerConfig>> {
     let cert_path = file_path(checker, &raw.cert_file, base, "server.tls.cert_file")?;
     let key_path = file_path(checker, &raw.key_file, base, "server.tls.key_file")?;
-    let certs: Result<Vec<CertificateDer<'static>>, _> =
-        CertificateDer::pem_file_iter(&cert_path).and_then(|iter| iter.collect());
-    let certs = match certs {
-        Ok(certs) if !certs.is_empty() => certs,
-        Ok(_) | Err(_) => {
-            let message = format!(
-                "no PEM certificate could be read from `{}`",
-                cert_path.display()
-            );
-            checker.problem(raw.cert_file.span(), "server.tls.cert_file", message);
-            return None;
-        }
-    };
-    let Ok(key) = PrivateKeyDer::from_pem_file(&key_path) else {
-        let message = format!(
-            "no PEM private key could be read from `{}`",
-            key_path.display()
-        );
-        checker.problem(raw.key_file.span(), "server.tls.key_file", message);
-        return None;
-    };
+    let certs = read_certs(checker, raw, &cert_path)?;
+    let key = read_key(checker, raw, &key_path)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let built = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -277,6 +267,37 @@ fn load_tls(
             None
         }
     }
+}
+
+/// The certificate chain; an empty file is refused like an unreadable one.
+fn read_certs(
+    checker: &mut Checker<'_>,
+    raw: &RawTls,
+    path: &Path,
+) -> Option<Vec<CertificateDer<'static>>> {
+    let certs: Result<Vec<CertificateDer<'static>>, _> =
+        CertificateDer::pem_file_iter(path).and_then(|iter| iter.collect());
+    match certs {
+        Ok(certs) if !certs.is_empty() => Some(certs),
+        Ok(_) | Err(_) => {
+            let message = format!("no PEM certificate could be read from `{}`", path.display());
+            checker.problem(raw.cert_file.span(), "server.tls.cert_file", message);
+            None
+        }
+    }
+}
+
+fn read_key(
+    checker: &mut Checker<'_>,
+    raw: &RawTls,
+    path: &Path,
+) -> Option<PrivateKeyDer<'static>> {
+    let Ok(key) = PrivateKeyDer::from_pem_file(path) else {
+        let message = format!("no PEM private key could be read from `{}`", path.display());
+        checker.problem(raw.key_file.span(), "server.tls.key_file", message);
+        return None;
+    };
+    Some(key)
 }
 
 fn file_path(checker: &mut Checker<'_>, value: &Text, base: &Path, key: &str) -> Option<PathBuf> {
