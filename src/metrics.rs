@@ -330,9 +330,9 @@ mod tests {
         assert!(text.contains(
             "redbrick_relay_deliveries_total{destination=\"reviewers\",outcome=\"sent\"} 1\n"
         ));
-        assert!(text.contains(
-            "redbrick_relay_delivery_duration_seconds_bucket{destination=\"reviewers\",le=\"0.1\"} 1\n"
-        ), "{text}");
+        let bucket = "redbrick_relay_delivery_duration_seconds_bucket\
+                      {destination=\"reviewers\",le=\"0.1\"} 1\n";
+        assert!(text.contains(bucket), "{text}");
         assert!(text.contains("redbrick_relay_http_requests_total{status=\"200\"} 1\n"));
     }
 

@@ -95,7 +95,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn slack_text_holds_no_markup_from_event_data(name in hostile(), stage in hostile(), by in hostile()) {
+    fn slack_text_holds_no_markup_from_event_data(
+        name in hostile(),
+        stage in hostile(),
+        by in hostile(),
+    ) {
         let config = config();
 
         let routed = route(config, &event(&name, &stage, &by));
@@ -113,7 +117,11 @@ proptest! {
     }
 
     #[test]
-    fn teams_card_is_json_and_shows_the_exact_text(name in hostile(), stage in hostile(), by in hostile()) {
+    fn teams_card_is_json_and_shows_the_exact_text(
+        name in hostile(),
+        stage in hostile(),
+        by in hostile(),
+    ) {
         let config = config();
 
         let routed = route(config, &event(&name, &stage, &by));

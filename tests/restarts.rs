@@ -24,7 +24,8 @@ fn write_config(dir: &ConfigDir, port: u16, fakes: &[(&str, &Fake)], timeout: &s
     );
     for (name, fake) in fakes {
         toml.push_str(&format!(
-            "[destinations.{name}]\nkind = \"slack\"\nurl = \"{}\"\nrate = 0\ntimeout = \"{timeout}\"\n\n",
+            "[destinations.{name}]\nkind = \"slack\"\nurl = \"{}\"\n\
+             rate = 0\ntimeout = \"{timeout}\"\n\n",
             fake.url()
         ));
     }
