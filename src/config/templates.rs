@@ -254,7 +254,10 @@ pub fn sample_event(kind: EventKind) -> Event {
         kind,
         id: "5f0e6c1a-2b3c-4d5e-8f90-1a2b3c4d5e6f".into(),
         timestamp: json!(1_717_171_717_171_i64),
-        time: Utc.timestamp_millis_opt(1_717_171_717_171).unwrap(),
+        time: Utc
+            .timestamp_millis_opt(1_717_171_717_171)
+            .single()
+            .expect("a fixed time in 2024 is one valid instant"),
         org_id: "0b6c9a7e-1111-4a2b-9c3d-000000000001".into(),
         project_id: "7d3f2e10-2222-4b3c-8d4e-000000000002".into(),
         task_id: "c4a1b2d3-3333-4c4d-9e5f-000000000003".into(),
