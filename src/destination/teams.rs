@@ -17,13 +17,13 @@ pub const MAX_BODY_BYTES: usize = 24_000;
 /// The card for `text`, with a button to `link`; the text is cut visibly when the body
 /// would pass [`MAX_BODY_BYTES`].
 pub(super) fn body(text: &str, link: Option<&str>) -> Vec<u8> {
-    let mut card = card(text, link);
-    let overhead = card.to_string().len() - json_len(text);
-    if overhead + json_len(text) > MAX_BODY_BYTES {
-        let fitted = fit(text, MAX_BODY_BYTES.saturating_sub(overhead));
-        card = self::card(&fitted, link);
+    let whole = card(text, link).to_string();
+    if whole.len() <= MAX_BODY_BYTES {
+        return whole.into_bytes();
     }
-    card.to_string().into_bytes()
+    let overhead = whole.len() - json_len(text);
+    let fitted = fit(text, MAX_BODY_BYTES.saturating_sub(overhead));
+    card(&fitted, link).to_string().into_bytes()
 }
 
 fn card(text: &str, link: Option<&str>) -> Value {
