@@ -45,6 +45,9 @@ fn write_config(dir: &std::path::Path, relay_port: u16) {
 listen = "127.0.0.1:{relay_port}"
 token = "${{RELAY_TOKEN}}"
 
+[admin]
+listen = "127.0.0.1:0"
+
 [destinations.refused]
 kind = "slack"
 url = "${{SLACK_URL}}"
@@ -196,4 +199,30 @@ fn relay_output(child: &mut Child) -> String {
         .unwrap();
     child.wait().unwrap();
     text
+}
+
+#[test]
+fn a_token_in_a_path_that_is_not_the_webhook_never_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_port = closed_port();
+    write_config(dir.path(), relay_port);
+    let mut relay = start(dir.path(), refusing_endpoint());
+
+    let statuses = [
+        format!("/redbrick//{TOKEN}"),
+        format!("/redbrick/{TOKEN}/"),
+        format!("/redbrick/{TOKEN}/x"),
+        format!("/hooks/redbrick/{TOKEN}"),
+        format!("/redbrick%2F{TOKEN}"),
+        format!("/{TOKEN}"),
+    ]
+    .map(|path| post(relay_port, &path, &envelope("p")));
+    terminate(&relay);
+    let output = relay_output(&mut relay);
+
+    assert_eq!(statuses, [404, 200, 404, 404, 404, 404]);
+    for shown in ["path=/redbrick/*** ", "path=/*** "] {
+        assert!(output.contains(shown), "`{shown}` was logged:\n{output}");
+    }
+    assert_no_secret("the relay's logs", &output);
 }

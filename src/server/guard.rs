@@ -118,11 +118,28 @@ pub fn check_allowed(client: Option<IpAddr>, allow_from: &[IpNet]) -> Result<(),
     }
 }
 
-/// The path as it may be logged: a token segment is replaced by `***`.
+/// The path as it may be logged: the segments it shares with `base`, then `***` for
+/// whatever follows. A token can sit anywhere in a path that is not quite the webhook's
+/// (`/redbrick//<token>`, `/redbrick/<token>/x`, a proxy's `/hooks/redbrick/<token>`),
+/// so nothing past the configured path is ever shown.
 pub fn redact(path: &str, base: &str) -> String {
-    match match_path(path, base) {
-        PathMatch::WithSegment(_) => format!("{base}/***"),
-        _ => path.chars().take(200).collect(),
+    let mut wanted = base.split('/').skip(1).filter(|s| !s.is_empty());
+    let mut shown = String::new();
+    let mut rest = path.split('/').skip(1).filter(|s| !s.is_empty()).peekable();
+    while let Some(segment) = rest.peek() {
+        match wanted.next() {
+            Some(expected) if expected == *segment => {
+                shown.push('/');
+                shown.push_str(segment);
+                rest.next();
+            }
+            _ => break,
+        }
+    }
+    match (rest.peek().is_some(), shown.is_empty()) {
+        (true, _) => format!("{shown}/***"),
+        (false, true) => "/".to_owned(),
+        (false, false) => shown,
     }
 }
 
@@ -190,5 +207,14 @@ mod tests {
     fn logged_paths_never_hold_the_token() {
         assert_eq!(redact("/redbrick/s3cret", "/redbrick"), "/redbrick/***");
         assert_eq!(redact("/redbrick", "/redbrick"), "/redbrick");
+        assert_eq!(redact("/redbrick/", "/redbrick"), "/redbrick");
+        assert_eq!(redact("/redbrick//s3cret", "/redbrick"), "/redbrick/***");
+        assert_eq!(redact("/redbrick/s3cret/x", "/redbrick"), "/redbrick/***");
+        assert_eq!(redact("/hooks/redbrick/s3cret", "/redbrick"), "/***");
+        assert_eq!(redact("/redbrick%2Fs3cret", "/redbrick"), "/***");
+        assert_eq!(redact("/redbrickx", "/redbrick"), "/***");
+        assert_eq!(redact("/a/b/s3cret", "/a/b"), "/a/b/***");
+        assert_eq!(redact("/s3cret", ""), "/***");
+        assert_eq!(redact("/", ""), "/");
     }
 }
