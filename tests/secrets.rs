@@ -1,6 +1,7 @@
 //! No secret ever reaches a log line or a command's output: the inbound token, a Slack
-//! webhook path, a Teams `sig`. The real binary runs with debug logs, failing
-//! destinations and refused requests, and everything it prints is searched.
+//! webhook path, a Teams `sig`; and no text from outside forges a log line. The real
+//! binary runs with debug logs, failing destinations and refused requests, and
+//! everything it prints is searched.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,22 +13,29 @@ const TOKEN: &str = "SECRETTOKEN0123456789";
 
 /// Answers every request with Slack's "webhook removed" error.
 fn refusing_endpoint() -> u16 {
+    refusing_endpoint_saying("no_service")
+}
+
+/// Answers every request with 404 and `body`.
+fn refusing_endpoint_saying(body: &'static str) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            answer_no_service(stream);
+            answer_not_found(stream, body);
         }
     });
     port
 }
 
-fn answer_no_service(mut stream: TcpStream) {
+fn answer_not_found(mut stream: TcpStream, body: &str) {
     let mut request = [0u8; 65536];
     let _ = stream.read(&mut request);
-    let _ = stream.write_all(
-        b"HTTP/1.1 404 Not Found\r\ncontent-length: 10\r\nconnection: close\r\n\r\nno_service",
+    let head = format!(
+        "HTTP/1.1 404 Not Found\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
     );
+    let _ = stream.write_all(format!("{head}{body}").as_bytes());
 }
 
 fn closed_port() -> u16 {
@@ -225,4 +233,57 @@ fn a_token_in_a_path_that_is_not_the_webhook_never_reaches_the_log() {
         assert!(output.contains(shown), "`{shown}` was logged:\n{output}");
     }
     assert_no_secret("the relay's logs", &output);
+}
+
+#[test]
+fn text_from_outside_cannot_forge_a_log_line() {
+    const FORGED: &str = "FORGED ERROR line";
+    let dir = tempfile::tempdir().unwrap();
+    let relay_port = closed_port();
+    write_config(dir.path(), relay_port);
+    let mut relay = start(
+        dir.path(),
+        refusing_endpoint_saying("no_service\nFORGED ERROR line from the platform"),
+    );
+    let unknown = r#"{"events":1,"payload":[{"event":"X\nFORGED ERROR line from the sender",
+        "id":"u","timestamp":1,"data":{}}]}"#;
+
+    let target = format!("/redbrick/{TOKEN}");
+    let statuses = [
+        post(relay_port, &target, unknown),
+        post(relay_port, &target, &envelope("s")),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dead = || {
+        let out = Command::new(BINARY)
+            .current_dir(dir.path())
+            .args(["deliveries", "--state", "dead"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    while !dead().contains("no_service") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let table = dead();
+    terminate(&relay);
+    let output = relay_output(&mut relay);
+
+    assert_eq!(statuses, [200, 200]);
+    assert!(
+        output.contains(r#"event="X\nFORGED ERROR line from the sender""#),
+        "the unknown type was logged, quoted:\n{output}"
+    );
+    assert!(
+        output.contains("404 Not Found: no_service FORGED ERROR line from the platform"),
+        "the platform's answer was logged on one line:\n{output}"
+    );
+    for (what, text) in [("the relay's logs", &output), ("`deliveries`", &table)] {
+        for line in text.lines() {
+            assert!(
+                !line.starts_with(FORGED),
+                "{what} has a forged line:\n{text}"
+            );
+        }
+    }
 }

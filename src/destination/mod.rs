@@ -203,9 +203,15 @@ fn classify_status(status: StatusCode, text: &str, after: Option<Duration>) -> O
     }
 }
 
-/// `404 Not Found: no_service`, the body cut to a snippet.
+/// `404 Not Found: no_service`, the body cut to a snippet on one line: it goes into log
+/// lines and the `deliveries` table, where a line break would forge a line of its own.
 fn describe(status: StatusCode, text: &str) -> String {
-    let snippet: String = text.trim().chars().take(SNIPPET_CHARS).collect();
+    let snippet: String = text
+        .trim()
+        .chars()
+        .take(SNIPPET_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if snippet.is_empty() {
         status.to_string()
     } else {

@@ -100,8 +100,8 @@ fn prepare<'a>(
     metrics.event_received(event.kind);
     let routed = route(config, event);
     if !routed.matched {
-        tracing::debug!(event = %event.kind, stage = event.stage.as_deref().unwrap_or(""),
-            project = %event.project_id, "no rule matched");
+        tracing::debug!(event = %event.kind, stage = ?clip(event.stage.as_deref().unwrap_or("")),
+            project = ?clip(&event.project_id), "no rule matched");
     }
     for failure in &routed.failures {
         tracing::error!(rule = %failure.rule, destination = %failure.destination,
@@ -148,9 +148,24 @@ fn log_oddities(batch: &Batch, received: usize) {
         );
     }
     for skipped in &batch.skipped {
-        tracing::warn!(index = skipped.index, event = %skipped.event, "unknown event type skipped");
+        tracing::warn!(index = skipped.index, event = ?clip(&skipped.event),
+            "unknown event type skipped");
     }
     for index in &batch.unreadable_timestamps {
         tracing::warn!(index, "unreadable timestamp; using the time of receipt");
     }
+}
+
+/// Text from a request, cut short for a log line. It is logged with `?`, quoted and
+/// escaped, so a line break in it cannot start a forged line of its own.
+fn clip(text: &str) -> &str {
+    const MAX_BYTES: usize = 100;
+    if text.len() <= MAX_BYTES {
+        return text;
+    }
+    let mut end = MAX_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
