@@ -389,3 +389,42 @@ async fn a_gzip_bomb_is_refused_with_memory_bounded() {
         "the relay held {peak_mib} MiB for a 128 MiB bomb"
     );
 }
+
+#[tokio::test]
+async fn ipv4_clients_of_a_dual_stack_listener_match_ipv4_networks() {
+    if std::net::TcpListener::bind("[::]:0").is_err() {
+        eprintln!("skipped: this machine cannot listen on [::]");
+        return;
+    }
+    let dir = support::ConfigDir::new();
+    let port = support::binary::free_port();
+    let toml = format!(
+        "[server]\nlisten = \"[::]:{port}\"\ntoken = \"{TOKEN}\"\n\
+         allow_from = [\"{REDBRICK}/32\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [destinations.console]\nkind = \"console\"\n\n\
+         [[rules]]\nname = \"all\"\nto = [\"console\"]\n"
+    );
+    dir.write("relay.toml", &toml);
+    let service = support::binary::Service::start(dir.path(), port).await;
+    let client = reqwest::Client::new();
+    let post = |forwarded_for: &'static str| {
+        let mut request = client
+            .post(format!("http://127.0.0.1:{port}/redbrick/{TOKEN}"))
+            .header("content-type", "application/json")
+            .body(envelope(vec![task_created("x")]).to_string());
+        if !forwarded_for.is_empty() {
+            request = request.header("x-forwarded-for", forwarded_for);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    let statuses = [
+        post("192.0.2.7").await,
+        post("::ffff:192.0.2.7").await,
+        post("").await,
+        post("203.0.113.9").await,
+    ];
+
+    assert_eq!(statuses, [200, 200, 403, 403], "{}", service.log());
+}

@@ -82,12 +82,16 @@ fn query_token(query: &str) -> Option<String> {
 
 /// The client's address: the socket's peer, or, when the peer is a trusted proxy, the
 /// nearest `X-Forwarded-For` entry that is not itself a trusted proxy.
+///
+/// IPv4 clients of a dual-stack listener (`[::]:8787`) arrive as IPv4-mapped IPv6
+/// addresses (`::ffff:192.0.2.7`); every address is read in its IPv4 form then, so that
+/// `allow_from` and `trusted_proxies` networks such as `192.0.2.0/24` match them.
 pub fn client_address(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     trusted: &[IpNet],
 ) -> Option<IpAddr> {
-    let peer = peer?.ip();
+    let peer = peer?.ip().to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
@@ -97,7 +101,8 @@ pub fn client_address(
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|entry| entry.trim().parse().ok())
+        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
         .collect();
     let nearest_untrusted = forwarded.iter().rev().find(|ip| !is_trusted(ip));
     Some(*nearest_untrusted.or(forwarded.first()).unwrap_or(&peer))
