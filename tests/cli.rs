@@ -533,3 +533,31 @@ fn render_refuses_a_body_that_is_not_a_webhook() {
         "error: not a RedBrick webhook body: `payload` is missing\n"
     );
 }
+
+/// Values that parse but would make the relay run otherwise than the file seems to say.
+#[test]
+fn check_refuses_values_that_would_run_wrong() {
+    let rule = "[[rules]]\nname = \"r\"\nto = [\"console\"]\n";
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "empty token",
+            format!("[server]\ntoken = \"\"\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:9: `server.token`: is empty: a token must not be",
+        ),
+        (
+            "blank token",
+            format!("[server]\ntoken = \"  \"\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:9: `server.token`: is empty: a token must not be",
+        ),
+    ];
+
+    for (what, toml, expected) in cases {
+        let dir = ConfigDir::new();
+
+        let run = check(&dir, toml);
+
+        assert_eq!(run.code, Some(2), "{what}: {run:?}");
+        assert_eq!(run.stderr, format!("error: {expected}\n"), "{what}");
+        assert_eq!(run.stdout, "", "{what}");
+    }
+}

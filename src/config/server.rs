@@ -162,10 +162,19 @@ fn bound(value: &Option<Spanned<u64>>, default: u64) -> usize {
 /// `token`, or `token_file` (a systemd credential, say), not both.
 fn token(checker: &mut Checker<'_>, raw: &RawServer) -> Option<Token> {
     let secret = match (&raw.token, &raw.token_file) {
-        (Some(token), None) => checker.expand(token, "server.token"),
+        (Some(token), None) => {
+            let secret = checker.expand(token, "server.token")?;
+            if secret.trim().is_empty() {
+                // An empty token would let `?token=` in: no secret at all.
+                let message = "is empty: a token must not be".to_owned();
+                checker.problem(token.span(), "server.token", message);
+                return None;
+            }
+            Some(secret)
+        }
         (None, Some(file)) => {
             let secret = read_secret_file(checker, file, "server.token_file")?;
-            if secret.is_empty() {
+            if secret.trim().is_empty() {
                 let message = "the file is empty: a token must not be".to_owned();
                 checker.problem(file.span(), "server.token_file", message);
                 return None;
