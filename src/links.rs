@@ -13,6 +13,11 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// The longest link the relay puts in a message. Real ones are under 200 characters
+/// (UUIDs and stage names of at most 20); only crafted ids or stage names make longer
+/// ones, which would crowd out the message's text or push a card over Teams' size limit.
+pub const MAX_LINK_CHARS: usize = 2_000;
+
 /// Builds project and task links under one app base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Links {

@@ -17,7 +17,7 @@ use handlebars::{
 use serde_json::{json, Map, Value};
 
 use crate::event::{timestamp_to_time, Event};
-use crate::links::Links;
+use crate::links::{Links, MAX_LINK_CHARS};
 
 /// The default format of the `time` helper.
 pub const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%d %H:%M UTC";
@@ -345,13 +345,16 @@ fn param_string(value: &Value, helper: &'static str) -> Result<String, RenderErr
 /// The template context of one event, without `rule` and `destination`.
 ///
 /// Every documented key is present (`null` when the event has no value for it) so that
-/// strict mode refuses misspelt names and accepts `{{#if task_name}}`.
+/// strict mode refuses misspelt names and accepts `{{#if task_name}}`. A link longer
+/// than [`MAX_LINK_CHARS`] is `null` too: `{{link}}` then shows only its label.
 pub fn event_context(event: &Event, project: Option<&str>, links: &Links) -> Map<String, Value> {
-    let project_url = links.project(&event.org_id, &event.project_id);
+    let bounded = |url: String| (url.len() <= MAX_LINK_CHARS).then_some(url);
+    let project_url = bounded(links.project(&event.org_id, &event.project_id));
     let task_url = event
         .stage
         .as_deref()
-        .map(|stage| links.task(&event.org_id, &event.project_id, stage, &event.task_id));
+        .map(|stage| links.task(&event.org_id, &event.project_id, stage, &event.task_id))
+        .and_then(bounded);
     let json = json!({
         "event": event.kind.as_str(),
         "event_id": event.id,

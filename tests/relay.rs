@@ -847,3 +847,48 @@ async fn an_event_sent_again_is_answered_but_not_delivered_twice() {
     assert!(texts[0].contains("*once*"), "{texts:?}");
     assert!(texts[1].contains("*barrier*"), "sent once only: {texts:?}");
 }
+
+#[tokio::test]
+async fn a_huge_stage_name_leaves_the_task_link_out_and_the_text_in() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .teams("leads")
+        .rule("all", &["chat", "leads"])
+        .start()
+        .await;
+    let stage = "S".repeat(50_000);
+
+    let reply = relay
+        .post(&envelope(vec![task_entered_stage(&stage)]))
+        .await;
+
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let slack = relay.fake("chat").wait_for_texts(1).await;
+    let head = format!("Task {TASK} entered *");
+    let shown = support::SLACK_MAX_TEXT_CHARS - "… (truncated)".chars().count() - head.len();
+    assert_eq!(slack[0], format!("{head}{}… (truncated)", &stage[..shown]));
+    let teams = relay.fake("leads").wait_for(1).await.remove(0);
+    let card = teams.json();
+    let text = card
+        .pointer("/attachments/0/content/body/0/text")
+        .and_then(Value::as_str)
+        .unwrap();
+    assert!(
+        text.starts_with(&format!("Task {TASK} entered **SSSS")),
+        "{}",
+        &text[..80]
+    );
+    assert!(text.ends_with("S… (truncated)"), "the cut is visible");
+    assert!(
+        text.len() > 20_000,
+        "the text kept the room: {}",
+        text.len()
+    );
+    assert_eq!(
+        card.pointer("/attachments/0/content/actions"),
+        Some(&json!([{
+            "type": "Action.OpenUrl", "title": "Open in RedBrick", "url": project_url()
+        }]))
+    );
+    relay.assert_no_violations();
+}

@@ -17,6 +17,8 @@ pub const MAX_BODY_BYTES: usize = 24_000;
 /// The card for `text`, with a button to `link`; the text is cut visibly when the body
 /// would pass [`MAX_BODY_BYTES`].
 pub(super) fn body(text: &str, link: Option<&str>) -> Vec<u8> {
+    // A button whose URL would take half the room is left out: the text comes first.
+    let link = link.filter(|url| json_len(url) < MAX_BODY_BYTES / 2);
     let whole = card(text, link).to_string();
     if whole.len() <= MAX_BODY_BYTES {
         return whole.into_bytes();
@@ -106,6 +108,20 @@ mod tests {
         assert!(body.len() <= MAX_BODY_BYTES, "{} bytes", body.len());
         assert!(body.len() > MAX_BODY_BYTES - 100, "{} bytes", body.len());
         assert!(shown.ends_with("… (truncated)"));
+    }
+
+    #[test]
+    fn a_button_too_long_for_the_card_is_left_out() {
+        let url = format!("https://x.test/{}", "a".repeat(MAX_BODY_BYTES));
+
+        let body = body("hi", Some(&url));
+
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["attachments"][0]["content"]["actions"], json!([]));
+        assert_eq!(
+            value["attachments"][0]["content"]["body"][0]["text"],
+            json!("hi")
+        );
     }
 
     #[test]
