@@ -39,13 +39,17 @@ impl Markup {
 
     /// Escapes text that came from outside (an event) so it shows literally.
     ///
-    /// Line breaks and other control characters become spaces in every markup: a value
-    /// is one line of the message, never a new paragraph or list item.
+    /// Line breaks (U+2028 and U+2029 too) and other control characters become spaces
+    /// in every markup: a value is one line of the message, never a new paragraph or
+    /// list item. Explicit direction embeddings, overrides and isolates (U+202A to
+    /// U+202E, U+2066 to U+2069) are dropped: right-to-left text still reads right to
+    /// left, but a value cannot reverse the text that follows it.
     pub fn escape(self, text: &str) -> String {
         let mut out = String::with_capacity(text.len() + 8);
         for c in text.chars() {
             match (self, c) {
-                (_, c) if c.is_control() => out.push(' '),
+                (_, c) if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => out.push(' '),
+                (_, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {}
                 (Markup::Slack, '&') => out.push_str("&amp;"),
                 (Markup::Slack, '<') => out.push_str("&lt;"),
                 (Markup::Slack, '>') => out.push_str("&gt;"),
@@ -413,6 +417,17 @@ mod tests {
     fn line_breaks_in_values_become_spaces() {
         for markup in Markup::ALL {
             assert_eq!(markup.escape("a\nb\r\tc"), "a b  c", "{markup:?}");
+        }
+    }
+
+    #[test]
+    fn separators_become_spaces_and_direction_overrides_go() {
+        for markup in Markup::ALL {
+            assert_eq!(
+                markup.escape("a\u{2028}b\u{2029}c \u{202e}exe.txt\u{202c} \u{2067}x\u{2069}"),
+                "a b c exe.txt x",
+                "{markup:?}"
+            );
         }
     }
 

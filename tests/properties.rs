@@ -53,10 +53,18 @@ fn event(name: &str, stage: &str, by: &str) -> Event {
     }
 }
 
-/// What a value must show as: control characters, line breaks included, become spaces.
+/// What a value must show as: control characters, line breaks included, become spaces;
+/// direction embeddings, overrides and isolates are dropped.
 fn shown(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .filter(|c| !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -86,6 +94,7 @@ fn hostile() -> impl Strategy<Value = String> {
         Just("*_~`[x](y)\\".to_owned()),
         Just("\"'\n\r\t".to_owned()),
         Just("\u{202e}مرحبا 胸部CT 🩻".to_owned()),
+        Just("\u{2028}\u{2029}\u{2067}\u{2069}\u{202c}".to_owned()),
         any::<String>(),
     ];
     prop::collection::vec(pieces, 0..6).prop_map(|parts| parts.concat())

@@ -892,3 +892,27 @@ async fn a_huge_stage_name_leaves_the_task_link_out_and_the_text_in() {
     );
     relay.assert_no_violations();
 }
+
+#[tokio::test]
+async fn separators_and_direction_overrides_cannot_reshape_a_message() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .teams("leads")
+        .text_rule(
+            "all",
+            &["chat", "leads"],
+            "{{task_name}} by {{bold updated_by}}",
+        )
+        .start()
+        .await;
+    let mut event = task_created("scan\u{2028}- item\u{2029}# title \u{202e}fdp.exe");
+    event["data"]["updatedBy"] = json!("\u{2067}عمر\u{2069}\u{202d}x");
+
+    relay.post(&envelope(vec![event])).await;
+
+    let slack = relay.fake("chat").wait_for_texts(1).await;
+    let teams = relay.fake("leads").wait_for_texts(1).await;
+    assert_eq!(slack, ["scan - item # title fdp.exe by *عمرx*"]);
+    assert_eq!(teams, [r"scan - item \# title fdp.exe by **عمرx**"]);
+    relay.assert_no_violations();
+}
