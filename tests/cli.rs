@@ -549,6 +549,11 @@ fn check_refuses_values_that_would_run_wrong() {
             format!("[server]\ntoken = \"  \"\n\n{CONSOLE}{rule}"),
             "relay.toml:2:9: `server.token`: is empty: a token must not be",
         ),
+        (
+            "destination listed twice",
+            format!("{CONSOLE}[[rules]]\nname = \"r\"\nto = [\"console\", \"console\"]\n"),
+            "relay.toml:6:18: `rules[0].to[1]`: destination `console` is listed twice",
+        ),
     ];
 
     for (what, toml, expected) in cases {

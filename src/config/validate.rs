@@ -468,7 +468,14 @@ fn destination_names(
         checker.problem(raw.to.span(), format!("{key}.to"), message);
     }
     let mut names = Vec::new();
+    let mut seen = HashSet::new();
     for (index, name) in raw.to.get_ref().iter().enumerate() {
+        if !seen.insert(name.get_ref().as_str()) {
+            // Each entry is a message of its own: a repeat would post it twice.
+            let message = format!("destination `{}` is listed twice", name.get_ref());
+            checker.problem(name.span(), format!("{key}.to[{index}]"), message);
+            continue;
+        }
         if targets.contains_key(name.get_ref()) {
             names.push(name.get_ref().clone());
             continue;
