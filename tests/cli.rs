@@ -554,6 +554,24 @@ fn check_refuses_values_that_would_run_wrong() {
             format!("{CONSOLE}[[rules]]\nname = \"r\"\nto = [\"console\", \"console\"]\n"),
             "relay.toml:6:18: `rules[0].to[1]`: destination `console` is listed twice",
         ),
+        (
+            "app_url without a scheme",
+            format!("[redbrick]\napp_url = \"app.redbrickai.com\"\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:11: `redbrick.app_url`: `app.redbrickai.com` is not a base URL such \
+             as `https://app.redbrickai.com` (http or https, no `?` or `#`)",
+        ),
+        (
+            "app_url that is not a web address",
+            format!("[redbrick]\napp_url = \"javascript:alert(1)\"\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:11: `redbrick.app_url`: `javascript:alert(1)` is not a base URL such \
+             as `https://app.redbrickai.com` (http or https, no `?` or `#`)",
+        ),
+        (
+            "app_url with a query",
+            format!("[redbrick]\napp_url = \"https://rb.example/?x=1\"\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:11: `redbrick.app_url`: `https://rb.example/?x=1` is not a base URL \
+             such as `https://app.redbrickai.com` (http or https, no `?` or `#`)",
+        ),
     ];
 
     for (what, toml, expected) in cases {

@@ -121,7 +121,7 @@ pub(super) fn validate(
 
     let base = path.parent().unwrap_or(Path::new("."));
     let server = super::server::check(&mut checker, &raw.server, base);
-    let app_url = text_or(&raw.redbrick.app_url, DEFAULT_APP_URL);
+    let app_url = app_url(&mut checker, &raw.redbrick.app_url);
     let projects = projects(&raw);
     let targets = destinations(&mut checker, &raw.destinations);
     let templates_dir = base.join(text_or(&raw.templates_dir, "templates"));
@@ -155,6 +155,27 @@ pub(super) fn validate(
         log,
         warnings: checker.warnings,
     })
+}
+
+/// `[redbrick] app_url`: the base of every link, so an absolute http(s) URL with no
+/// query or fragment (which the path built after it would end up inside).
+fn app_url(checker: &mut Checker<'_>, value: &Option<Text>) -> String {
+    let text = text_or(value, DEFAULT_APP_URL);
+    let fine = Url::parse(&text).is_ok_and(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some()
+            && url.query().is_none()
+            && url.fragment().is_none()
+    });
+    if !fine {
+        let span = value.as_ref().map_or(0..0, Spanned::span);
+        let message = format!(
+            "`{text}` is not a base URL such as `https://app.redbrickai.com` \
+             (http or https, no `?` or `#`)"
+        );
+        checker.problem(span, "redbrick.app_url", message);
+    }
+    text
 }
 
 /// The value as written, or `default` when the key is absent.
