@@ -555,6 +555,18 @@ fn check_refuses_values_that_would_run_wrong() {
             "relay.toml:6:18: `rules[0].to[1]`: destination `console` is listed twice",
         ),
         (
+            "log level that is not a level",
+            format!("[log]\nlevel = \"verbose\"\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:9: `log.level`: `verbose` is not a level (off, error, warn, info, \
+             debug, trace); for one module, write `module=level`",
+        ),
+        (
+            "log directives with a misspelt level",
+            format!("[log]\nlevel = \"infp,redbrick_relay=debug\"\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:9: `log.level`: `infp` is not a level (off, error, warn, info, \
+             debug, trace); for one module, write `module=level`",
+        ),
+        (
             "app_url without a scheme",
             format!("[redbrick]\napp_url = \"app.redbrickai.com\"\n\n{CONSOLE}{rule}"),
             "relay.toml:2:11: `redbrick.app_url`: `app.redbrickai.com` is not a base URL such \

@@ -57,13 +57,29 @@ pub(super) fn admin(
     AdminConfig { listen: Some(addr) }
 }
 
-/// `[log]`: the level, refused unless `tracing` can parse it.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// `[log]`: the level, refused unless it is a level name or a `module=level` filter.
 pub(super) fn log(checker: &mut Checker<'_>, raw: &RawLog) -> LogConfig {
     let level = text_or(&raw.level, DEFAULT_LOG_LEVEL);
+    let span = raw.level.as_ref().map_or(0..0, |v| v.span());
     if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&level) {
-        let span = raw.level.as_ref().map_or(0..0, |v| v.span());
         let message = format!(
             "`{level}` is not a log level such as `info` or `info,redbrick_relay=debug`: {err}"
+        );
+        checker.problem(span, "log.level", message);
+        return LogConfig { level };
+    }
+    // A bare word is read as a module to log everything of, and then nothing else is
+    // logged at all: `verbose` or `infp` would silence the relay without a word.
+    let bare = level
+        .split(',')
+        .map(str::trim)
+        .find(|d| !d.is_empty() && !d.contains('=') && !LEVELS.contains(&&*d.to_lowercase()));
+    if let Some(word) = bare {
+        let message = format!(
+            "`{word}` is not a level ({}); for one module, write `module=level`",
+            LEVELS.join(", ")
         );
         checker.problem(span, "log.level", message);
     }
