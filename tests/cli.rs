@@ -567,6 +567,17 @@ fn check_refuses_values_that_would_run_wrong() {
              debug, trace); for one module, write `module=level`",
         ),
         (
+            "empty stage pattern",
+            format!("{CONSOLE}{rule}stages = [\"Review_*\", \"\"]\n"),
+            "relay.toml:7:23: `rules[0].stages[1]`: an empty stage pattern matches no stage",
+        ),
+        (
+            "empty excluded stage",
+            format!("{CONSOLE}{rule}exclude_stages = [\" \"]\n"),
+            "relay.toml:7:19: `rules[0].exclude_stages[0]`: an empty stage pattern matches \
+             no stage",
+        ),
+        (
             "app_url without a scheme",
             format!("[redbrick]\napp_url = \"app.redbrickai.com\"\n\n{CONSOLE}{rule}"),
             "relay.toml:2:11: `redbrick.app_url`: `app.redbrickai.com` is not a base URL such \

@@ -434,9 +434,13 @@ fn one_rule(
     let exclude_projects = raw.exclude_projects.as_ref().map_or_else(Vec::new, |list| {
         resolver.resolve_all(checker, list, &exclude_key)
     });
-    let patterns = |list: &Vec<Text>| list.iter().map(|p| Pattern::new(p.get_ref())).collect();
-    let stages: Option<Vec<Pattern>> = raw.stages.as_ref().map(patterns);
-    let exclude_stages = raw.exclude_stages.as_ref().map_or_else(Vec::new, patterns);
+    let stages = raw
+        .stages
+        .as_ref()
+        .map(|list| patterns(checker, list, &format!("{key}.stages")));
+    let exclude_stages = raw.exclude_stages.as_ref().map_or_else(Vec::new, |list| {
+        patterns(checker, list, &format!("{key}.exclude_stages"))
+    });
     let to = destination_names(checker, raw, key, destinations);
     let template = loader.choose(&checker.source, raw, key, &mut checker.problems);
 
@@ -454,6 +458,17 @@ fn one_rule(
         template: template.unwrap_or(TemplateChoice::Default),
         stop: raw.stop,
     })
+}
+
+/// Stage patterns; an empty one matches no stage at all, so it is a mistake.
+fn patterns(checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<Pattern> {
+    for (index, pattern) in list.iter().enumerate() {
+        if pattern.get_ref().trim().is_empty() {
+            let message = "an empty stage pattern matches no stage".to_owned();
+            checker.problem(pattern.span(), format!("{key}[{index}]"), message);
+        }
+    }
+    list.iter().map(|p| Pattern::new(p.get_ref())).collect()
 }
 
 fn event_kinds(checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<EventKind> {
