@@ -503,23 +503,27 @@ impl Outbox {
 
     /// Moves the given dead deliveries back to pending, due now, keeping their attempts; as the
     /// oldest ids of their destination they are sent before newer ones. Ids that are not dead
-    /// are logged and skipped. Returns how many changed. Blocking, like `list`.
-    pub fn replay(&self, ids: &[i64]) -> Result<usize, StoreError> {
+    /// are skipped, each with the reason. Blocking, like `list`.
+    pub fn replay(&self, ids: &[i64]) -> Result<Replayed, StoreError> {
         let now_ms = unix_now_ms();
-        let replayed = self.inner.write_side(|tx| {
+        let outcome = self.inner.write_side(|tx| {
             let mut replay = tx.prepare_cached(REPLAY_ONE)?;
-            let mut replayed = 0;
+            let mut outcome = Replayed::default();
             for &id in ids {
                 if replay.execute(params![id, now_ms])? == 1 {
-                    replayed += 1;
+                    outcome.count += 1;
                 } else {
-                    report_not_dead(tx, id)?;
+                    outcome.skipped.push((id, why_not_dead(tx, id)?));
                 }
             }
-            Ok(replayed)
+            Ok(outcome)
         })?;
-        info!(requested = ids.len(), replayed, "dead deliveries replayed");
-        Ok(replayed)
+        info!(
+            requested = ids.len(),
+            replayed = outcome.count,
+            "dead deliveries replayed"
+        );
+        Ok(outcome)
     }
 
     /// Moves every dead delivery (of one destination, if given) back to pending, like `replay`.
@@ -767,17 +771,27 @@ fn record_events(
     Ok(outcome)
 }
 
-fn report_not_dead(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+/// What [`Outbox::replay`] did with the ids it was given.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// How many dead deliveries went back in the queue.
+    pub count: usize,
+    /// The ids left alone, each with the reason.
+    pub skipped: Vec<(i64, String)>,
+}
+
+fn why_not_dead(conn: &Connection, id: i64) -> rusqlite::Result<String> {
     let state: Option<State> = conn
         .query_row("SELECT state FROM deliveries WHERE id = ?1", [id], |row| {
             row.get(0)
         })
         .optional()?;
-    match state {
-        Some(state) => warn!(id, %state, "delivery not replayed: it is not dead"),
-        None => warn!(id, "delivery not replayed: no such delivery"),
-    }
-    Ok(())
+    let reason = match state {
+        Some(state) => format!("it is {state}, not dead"),
+        None => "no such delivery".to_owned(),
+    };
+    warn!(id, %reason, "delivery not replayed");
+    Ok(reason)
 }
 
 fn pending_from_row(row: &Row<'_>) -> rusqlite::Result<Pending> {
@@ -1070,11 +1084,19 @@ mod tests {
         }
         let before = unix_now_ms();
 
-        assert_eq!(outbox.replay(&[1, 4, 99]).unwrap(), 1);
+        let outcome = outbox.replay(&[1, 4, 99]).unwrap();
+        assert_eq!(outcome.count, 1);
+        assert_eq!(
+            outcome.skipped,
+            [
+                (4, "it is pending, not dead".to_owned()),
+                (99, "no such delivery".to_owned())
+            ]
+        );
         let replayed = row(&outbox, 1);
         assert_eq!((replayed.state, replayed.attempts), (State::Pending, 1));
         assert!(replayed.next_attempt_at >= before && replayed.next_attempt_at <= unix_now_ms());
-        assert_eq!(outbox.replay(&[1]).unwrap(), 0);
+        assert_eq!(outbox.replay(&[1]).unwrap().count, 0);
 
         assert_eq!(outbox.replay_dead(Some("teams")).unwrap(), 1);
         assert_eq!(row(&outbox, 2).state, State::Pending);

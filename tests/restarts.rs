@@ -186,11 +186,11 @@ async fn dead_letters_are_listed_replayed_while_serving_and_purged() {
     let first = gone.wait_for(3).await;
     let all = stdout(dir.path(), &["replay", "--dead", "--destination", "gone"]);
     let second = gone.wait_for(4).await;
-    let none = stdout(dir.path(), &["replay", "999"]);
     support::eventually("both replays recorded as sent", || {
         table(dir.path(), &["--state", "sent"]).len() == 2
     })
     .await;
+    let none = support::binary::command(dir.path(), &["replay", "999", &ids[0]]);
     let purged_sent = stdout(dir.path(), &["purge", "--sent-older-than", "0s"]);
     let kept_dead = stdout(dir.path(), &["purge", "--dead-older-than", "1h"]);
     let left = table(dir.path(), &[]);
@@ -203,7 +203,19 @@ async fn dead_letters_are_listed_replayed_while_serving_and_purged() {
     assert_eq!(first[2].text(), "a", "replayed while serving");
     assert_eq!(all, "1 deliveries back in the queue\n");
     assert_eq!(second[3].text(), "b");
-    assert_eq!(none, "0 deliveries back in the queue\n");
+    assert_eq!(none.status.code(), Some(1), "{none:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&none.stdout),
+        "0 deliveries back in the queue\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&none.stderr),
+        format!(
+            "error: delivery 999 not replayed: no such delivery\n\
+             error: delivery {} not replayed: it is sent, not dead\n",
+            ids[0]
+        )
+    );
     assert_eq!(purged_sent, "2 sent deliveries deleted\n");
     assert_eq!(kept_dead, "0 dead deliveries deleted\n");
     let states: Vec<(&str, &str)> = left

@@ -42,16 +42,30 @@ fn format_row(row: &DeliveryRow, now: i64) -> String {
 }
 
 /// Puts dead letters back in the queue, by id or all at once.
+///
+/// Exits 1 when an id given was not replayed (no such delivery, or not dead), saying
+/// why for each on standard error.
 pub fn replay(config: &Path, args: &ReplayArgs) -> ExitCode {
-    with_outbox(config, |outbox| {
+    let mut skipped = Vec::new();
+    let code = with_outbox(config, |outbox| {
         let replayed = if args.dead {
             outbox.replay_dead(args.destination.as_deref())?
         } else {
-            outbox.replay(&args.ids)?
+            let outcome = outbox.replay(&args.ids)?;
+            skipped = outcome.skipped;
+            outcome.count
         };
         println!("{replayed} deliveries back in the queue");
         Ok(())
-    })
+    });
+    for (id, reason) in &skipped {
+        eprintln!("error: delivery {id} not replayed: {reason}");
+    }
+    if skipped.is_empty() {
+        code
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Deletes sent deliveries and dead letters past their age.
