@@ -578,6 +578,30 @@ fn check_refuses_values_that_would_run_wrong() {
              no stage",
         ),
         (
+            "no request allowed at once",
+            format!("[server]\nmax_concurrent_requests = 0\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:27: `server.max_concurrent_requests`: must be at least 1: 0 would \
+             refuse every request",
+        ),
+        (
+            "no body allowed",
+            format!("[server]\nmax_body_bytes = 0\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:18: `server.max_body_bytes`: must be at least 1: 0 would refuse \
+             every request",
+        ),
+        (
+            "no event allowed",
+            format!("[server]\nmax_events = 0\n\n{CONSOLE}{rule}"),
+            "relay.toml:2:14: `server.max_events`: must be at least 1: 0 would refuse every \
+             request",
+        ),
+        (
+            "no burst",
+            format!("{CONSOLE}burst = 0\n\n{rule}"),
+            "relay.toml:4:9: `destinations.console.burst`: must be at least 1: the first \
+             message always goes",
+        ),
+        (
             "app_url without a scheme",
             format!("[redbrick]\napp_url = \"app.redbrickai.com\"\n\n{CONSOLE}{rule}"),
             "relay.toml:2:11: `redbrick.app_url`: `app.redbrickai.com` is not a base URL such \

@@ -125,9 +125,24 @@ pub(super) fn check(
         token,
         allow_from,
         trusted_proxies,
-        max_body_bytes: bound(&raw.max_body_bytes, DEFAULT_MAX_BODY_BYTES),
-        max_events: bound(&raw.max_events, DEFAULT_MAX_EVENTS),
-        max_concurrent_requests: bound(&raw.max_concurrent_requests, DEFAULT_MAX_CONCURRENT),
+        max_body_bytes: bound(
+            checker,
+            &raw.max_body_bytes,
+            DEFAULT_MAX_BODY_BYTES,
+            "server.max_body_bytes",
+        ),
+        max_events: bound(
+            checker,
+            &raw.max_events,
+            DEFAULT_MAX_EVENTS,
+            "server.max_events",
+        ),
+        max_concurrent_requests: bound(
+            checker,
+            &raw.max_concurrent_requests,
+            DEFAULT_MAX_CONCURRENT,
+            "server.max_concurrent_requests",
+        ),
         header_timeout,
         body_timeout,
         tls,
@@ -155,8 +170,23 @@ fn warn_if_open(
 }
 
 /// A count limit as written, or its default; 0 counts as 1.
-fn bound(value: &Option<Spanned<u64>>, default: u64) -> usize {
-    value.as_ref().map_or(default, |v| *v.get_ref()).max(1) as usize
+/// A request bound, or `default` when absent. Zero would refuse every request (413 or
+/// 503): a mistake, not a setting.
+fn bound(
+    checker: &mut Checker<'_>,
+    value: &Option<Spanned<u64>>,
+    default: u64,
+    key: &str,
+) -> usize {
+    match value {
+        Some(v) if *v.get_ref() == 0 => {
+            let message = "must be at least 1: 0 would refuse every request".to_owned();
+            checker.problem(v.span(), key, message);
+            default as usize
+        }
+        Some(v) => *v.get_ref() as usize,
+        None => default as usize,
+    }
 }
 
 /// `token`, or `token_file` (a systemd credential, say), not both.

@@ -258,10 +258,13 @@ fn rate_limit(
         return None;
     }
     let burst = raw.burst.as_ref().map_or(default.burst, |b| *b.get_ref());
-    Some(RateLimit {
-        per_second,
-        burst: burst.max(1),
-    })
+    if burst == 0 {
+        let span = raw.burst.as_ref().map_or(0..0, Spanned::span);
+        let message = "must be at least 1: the first message always goes".to_owned();
+        checker.problem(span, format!("{key}.burst"), message);
+        return None;
+    }
+    Some(RateLimit { per_second, burst })
 }
 
 /// Where the outbox lives: `[store] path`, else the service's state directory under
