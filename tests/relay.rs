@@ -916,3 +916,18 @@ async fn separators_and_direction_overrides_cannot_reshape_a_message() {
     assert_eq!(teams, [r"scan - item \# title fdp.exe by **عمرx**"]);
     relay.assert_no_violations();
 }
+
+#[tokio::test]
+async fn slack_text_is_never_cut_inside_a_link() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .text_rule("all", &["chat"], "New: {{link project_url task_name}} done")
+        .start()
+        .await;
+    let name = "N".repeat(50_000);
+
+    let texts = deliver(&relay, envelope(vec![task_created(&name)]), "chat", 1).await;
+
+    assert_eq!(texts, ["New: … (truncated)"]);
+    relay.assert_no_violations();
+}

@@ -231,10 +231,12 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
     Some((date - now).to_std().unwrap_or(Duration::ZERO))
 }
 
+/// What ends a message the relay cut.
+const MARK: &str = "… (truncated)";
+
 /// Cuts `text` to at most `max_chars` characters, marking the cut visibly; never splits a
 /// character or an `&...;` entity.
 fn truncate_chars(text: &str, max_chars: usize) -> String {
-    const MARK: &str = "… (truncated)";
     if text.chars().count() <= max_chars {
         return text.to_owned();
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{classify_status, describe, truncate_chars, Outcome};
+use super::{classify_status, describe, truncate_chars, Outcome, MARK};
 
 /// Slack cuts `text` above this many characters; the relay cuts first, visibly.
 pub const MAX_TEXT_CHARS: usize = 40_000;
@@ -29,8 +29,28 @@ const PERMANENT_ERRORS: &[&str] = &[
 
 /// `{"text": ...}`, the text cut visibly to Slack's limit.
 pub(super) fn body(text: &str) -> Vec<u8> {
-    let text = truncate_chars(text, MAX_TEXT_CHARS);
+    let text = cut_outside_links(text, MAX_TEXT_CHARS);
     json!({ "text": text }).to_string().into_bytes()
+}
+
+/// `text` cut visibly to `max_chars`; when the cut would fall inside a `<...>` (a link
+/// or mention the template wrote: values never hold a bare `<`), it is made before it,
+/// so Slack never gets half a link to show as raw markup.
+fn cut_outside_links(text: &str, max_chars: usize) -> String {
+    let keep = max_chars.saturating_sub(MARK.chars().count());
+    let Some((cut, _)) = text.char_indices().nth(keep) else {
+        return text.to_owned();
+    };
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let head = &text[..cut];
+    match (head.rfind('<'), head.rfind('>')) {
+        (Some(open), close) if close.is_none_or(|close| close < open) => {
+            format!("{}{MARK}", &head[..open])
+        }
+        _ => truncate_chars(text, max_chars),
+    }
 }
 
 /// Only 200 is success. The error body decides before the status does, because Slack's
