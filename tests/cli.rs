@@ -602,6 +602,12 @@ fn check_refuses_values_that_would_run_wrong() {
              message always goes",
         ),
         (
+            "console destination with a url",
+            format!("{CONSOLE}url = \"${{HOME}}\"\n\n{rule}"),
+            "relay.toml:4:7: `destinations.console.url`: a console destination has no `url`; \
+             for a webhook, set `kind = \"slack\"` or `\"teams\"`",
+        ),
+        (
             "app_url without a scheme",
             format!("[redbrick]\napp_url = \"app.redbrickai.com\"\n\n{CONSOLE}{rule}"),
             "relay.toml:2:11: `redbrick.app_url`: `app.redbrickai.com` is not a base URL such \

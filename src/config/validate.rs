@@ -214,7 +214,16 @@ fn destination(
         Some(value) => duration(checker, value, &format!("{key}.timeout"))?,
     };
     let (kind, markup, default_rate) = match raw.kind.get_ref().as_str() {
-        "console" => (Kind::Console, Markup::Plain, RateLimit::NONE),
+        "console" => {
+            // A URL here means the kind is wrong: the message would only be printed.
+            for (value, field) in [(&raw.url, "url"), (&raw.url_file, "url_file")] {
+                if let Some(value) = value {
+                    let message = format!("a console destination has no `{field}`; for a webhook, set `kind = \"slack\"` or `\"teams\"`");
+                    checker.problem(value.span(), format!("{key}.{field}"), message);
+                }
+            }
+            (Kind::Console, Markup::Plain, RateLimit::NONE)
+        }
         "slack" => {
             let url = url(checker, raw, key)?;
             (Kind::Slack { url }, Markup::Slack, SLACK_RATE)
