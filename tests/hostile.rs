@@ -428,3 +428,31 @@ async fn ipv4_clients_of_a_dual_stack_listener_match_ipv4_networks() {
 
     assert_eq!(statuses, [200, 200, 403, 403], "{}", service.log());
 }
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_refused_before_the_body() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .rule("all", &["chat"])
+        .start()
+        .await;
+    let mut stream = raw::connect(relay.base_url()).await;
+    raw::write(
+        &mut stream,
+        b"POST /redbrick HTTP/1.1\r\nhost: relay\r\ncontent-type: application/json\r\n\
+          content-length: 10000000000\r\n\r\n",
+    )
+    .await;
+
+    let answer = tokio::time::timeout(Duration::from_secs(5), raw::read_answer(&mut stream))
+        .await
+        .expect("answered without waiting for the body");
+
+    let (status, body) = answer.expect("the relay answers");
+    let body: Value = serde_json::from_str(&body).expect("the answer is JSON");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (413, &json!("payload_too_large"))
+    );
+    assert!(relay.fake("chat").requests().is_empty());
+}

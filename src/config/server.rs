@@ -169,7 +169,6 @@ fn warn_if_open(
     checker.warn(span, "server.token", message.to_owned());
 }
 
-/// A count limit as written, or its default; 0 counts as 1.
 /// A request bound, or `default` when absent. Zero would refuse every request (413 or
 /// 503): a mistake, not a setting.
 fn bound(

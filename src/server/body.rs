@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
-use warp::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use warp::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use warp::http::{HeaderMap, StatusCode};
 
 use super::ApiError;
@@ -82,6 +82,20 @@ where
     match encoding {
         Encoding::Identity => Ok(raw),
         Encoding::Gzip => gunzip(&raw, limit),
+    }
+}
+
+/// Refuses at once a body whose declared `Content-Length` is already over `limit`,
+/// instead of waiting for bytes that will be refused anyway: a client announcing 10 GB
+/// is answered now, not after `body_timeout`.
+pub fn check_length(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Err(too_large(limit)),
+        _ => Ok(()),
     }
 }
 

@@ -228,7 +228,9 @@ fn admit(
         ));
     }
     guard::check_token(server.token.as_ref(), &path, &request.query)?;
-    body::check_headers(&request.headers)
+    let encoding = body::check_headers(&request.headers)?;
+    body::check_length(&request.headers, server.max_body_bytes)?;
+    Ok(encoding)
 }
 
 /// Refuses a batch with more elements (known types or not) than `[server] max_events`.
