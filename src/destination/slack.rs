@@ -53,15 +53,23 @@ fn cut_outside_links(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// Only 200 is success. The error body decides before the status does, because Slack's
-/// status codes for the same error vary between sources.
+/// Only 200 with the body `ok` is success. The error body decides before the status
+/// does, because Slack's status codes for the same error vary between sources. A 200
+/// with any other body did not post: it is retried, since nothing says it cannot work.
 pub(super) fn classify(status: StatusCode, text: &str, after: Option<Duration>) -> Outcome {
-    if status == StatusCode::OK {
+    let body = text.trim();
+    if status == StatusCode::OK && body == "ok" {
         return Outcome::Sent;
     }
-    if status != StatusCode::TOO_MANY_REQUESTS && PERMANENT_ERRORS.contains(&text.trim()) {
+    if status != StatusCode::TOO_MANY_REQUESTS && PERMANENT_ERRORS.contains(&body) {
         return Outcome::Permanent {
             reason: describe(status, text),
+        };
+    }
+    if status == StatusCode::OK {
+        return Outcome::Retry {
+            reason: describe(status, text),
+            after,
         };
     }
     classify_status(status, text, after)
@@ -79,6 +87,14 @@ mod tests {
         };
 
         assert_eq!(classify(StatusCode::OK, "ok", None), Outcome::Sent);
+        assert_eq!(classify(StatusCode::OK, "ok\n", None), Outcome::Sent);
+        assert!(retry(200, ""));
+        assert!(retry(200, "rollup_error"));
+        assert!(!retry(200, "invalid_payload"));
+        assert!(matches!(
+            classify(StatusCode::OK, "channel_is_archived", None),
+            Outcome::Permanent { .. }
+        ));
         assert!(retry(500, "rollup_error"));
         assert!(retry(429, "rate_limited"));
         assert!(retry(503, ""));
