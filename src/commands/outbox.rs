@@ -15,30 +15,62 @@ use crate::outbox::{DeliveryRow, Outbox, State, StoreError};
 pub fn deliveries(config: &Path, args: &DeliveriesArgs) -> ExitCode {
     with_outbox(config, |outbox| {
         let rows = outbox.list(args.state, args.destination.as_deref(), args.limit)?;
-        println!(
-            "{:>8}  {:<7}  {:<16}  {:<20}  {:>8}  {:>9}  LAST ERROR",
-            "ID", "STATE", "DESTINATION", "RULE", "ATTEMPTS", "AGE"
-        );
+        // Names can be any length: the columns widen to the longest, so rows stay aligned.
+        let widths = Widths {
+            destination: column_width("DESTINATION", rows.iter().map(|r| &r.destination)),
+            rule: column_width("RULE", rows.iter().map(|r| &r.rule)),
+        };
         let now = now_ms();
+        let header = [
+            "ID",
+            "STATE",
+            "DESTINATION",
+            "RULE",
+            "ATTEMPTS",
+            "AGE",
+            "LAST ERROR",
+        ];
+        println!("{}", widths.line(header.map(str::to_owned)));
         for row in &rows {
-            println!("{}", format_row(row, now));
+            println!("{}", widths.line(cells(row, now)));
         }
         Ok(())
     })
 }
 
-fn format_row(row: &DeliveryRow, now: i64) -> String {
+/// The widths of the columns that hold names.
+struct Widths {
+    destination: usize,
+    rule: usize,
+}
+
+impl Widths {
+    fn line(&self, [id, state, destination, rule, attempts, age, error]: [String; 7]) -> String {
+        let (dw, rw) = (self.destination, self.rule);
+        format!(
+            "{id:>8}  {state:<7}  {destination:<dw$}  {rule:<rw$}  \
+             {attempts:>8}  {age:>9}  {error}"
+        )
+    }
+}
+
+fn column_width<'a>(header: &str, values: impl Iterator<Item = &'a String>) -> usize {
+    values
+        .map(|v| v.chars().count())
+        .fold(header.len(), usize::max)
+}
+
+fn cells(row: &DeliveryRow, now: i64) -> [String; 7] {
     let age = Duration::from_secs(((now - row.created_at).max(0) / 1000) as u64);
-    format!(
-        "{:>8}  {:<7}  {:<16}  {:<20}  {:>8}  {:>9}  {}",
-        row.id,
-        row.state.as_str(),
-        row.destination,
-        row.rule,
-        row.attempts,
+    [
+        row.id.to_string(),
+        row.state.as_str().to_owned(),
+        row.destination.clone(),
+        row.rule.clone(),
+        row.attempts.to_string(),
         humantime::format_duration(age).to_string(),
-        row.last_error.as_deref().unwrap_or("-"),
-    )
+        row.last_error.as_deref().unwrap_or("-").to_owned(),
+    ]
 }
 
 /// Puts dead letters back in the queue, by id or all at once.
@@ -114,4 +146,32 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_widen_to_the_longest_name() {
+        let names = ["everything-to-console".to_owned(), "review".to_owned()];
+        let widths = Widths {
+            destination: column_width("DESTINATION", std::iter::empty()),
+            rule: column_width("RULE", names.iter()),
+        };
+
+        let cells = |rule: &str| ["7", "sent", "console", rule, "1", "5s", "-"].map(str::to_owned);
+        let long = widths.line(cells("everything-to-console"));
+        let short = widths.line(cells("review"));
+
+        assert_eq!(
+            long,
+            "       7  sent     console      everything-to-console         1         5s  -"
+        );
+        assert_eq!(
+            long.len(),
+            short.len(),
+            "rows stay aligned:\n{long}\n{short}"
+        );
+    }
 }
