@@ -7,6 +7,8 @@
 //! - [`server`]: HTTP in: path, method, content type and size checks; JSON answers.
 //! - [`event`]: the RedBrick envelope parsed, validated and normalised.
 //! - [`rules`]: which rules an event matches (indexed by event type and project).
+//! - [`tasks`]: what the relay remembers of each task (name, stages), for the rules and
+//!   templates of later events.
 //! - [`render`]: Handlebars with per-destination escaping and helpers.
 //! - [`route`]: rules and templates applied to one event: ready-to-send messages.
 //! - [`outbox`]: the durable store: deliveries committed before RedBrick hears 200.
@@ -40,3 +42,4 @@ pub mod route;
 pub mod rules;
 pub mod server;
 pub mod systemd;
+pub mod tasks;

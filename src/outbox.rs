@@ -8,6 +8,9 @@
 //! connection and commits whatever is queued as one transaction (group commit), so concurrent
 //! callers share one fsync. Reads and the blocking operator commands use side connections, which
 //! never wait behind that fsync and see each commit as soon as it is made.
+//!
+//! The same database file holds the relay's task memory; `tasks` owns that table and writes
+//! it through [`Outbox::accept_with`], so it commits together with the deliveries.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,8 +25,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use tokio::sync::{oneshot, Semaphore};
 use tracing::{debug, info, warn};
 
-/// Stored in `PRAGMA user_version`; bump it with a migration step in `migrate`.
-const SCHEMA_VERSION: i64 = 1;
+/// Stored in `PRAGMA user_version`: the number of steps in `MIGRATIONS` applied.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Step `n` brings a database from version `n` to `n + 1`. Steps only ever add tables and
+/// indexes, so a database written by an older build keeps everything it holds. The tasks
+/// table belongs to `tasks`, which reads and writes it through this store.
+const MIGRATIONS: [&str; 2] = [SCHEMA, crate::tasks::SCHEMA];
 
 /// Long enough to ride out an operator command holding the write lock, short enough that a stuck
 /// lock surfaces as an error instead of a hang.
@@ -379,6 +387,43 @@ impl Outbox {
             .await
     }
 
+    /// `accept_at`, with `also` run in the same transaction once each event is known to be
+    /// fresh or a duplicate: what it writes is durable exactly when the deliveries are, and
+    /// is rolled back with them.
+    pub async fn accept_with<F>(
+        &self,
+        events: Vec<IncomingEvent>,
+        now_ms: i64,
+        also: F,
+    ) -> Result<Vec<Acceptance>, StoreError>
+    where
+        F: FnOnce(&Connection, &[Acceptance]) -> rusqlite::Result<()> + Send + 'static,
+    {
+        self.submit(move |conn| {
+            let outcome = record_events(conn, &events, now_ms)?;
+            also(conn, &outcome)?;
+            Ok(Ok(outcome))
+        })
+        .await
+    }
+
+    /// Runs `work` in the next group commit, for the other tables of this database.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.submit(move |conn| work(conn).map(Ok)).await
+    }
+
+    /// Runs `work` on a side connection, blocking: for operator commands.
+    pub(crate) fn read_blocking<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.inner.with_side(work)
+    }
+
     /// The oldest pending delivery of `destination`, whatever its `next_attempt_at`: the caller
     /// delivers strictly in order and waits until `next_attempt_at` itself.
     pub async fn head(&self, destination: &str) -> Result<Option<Pending>, StoreError> {
@@ -602,7 +647,7 @@ impl Outbox {
     }
 
     /// Runs `work` on a side connection in the blocking pool, off the async worker threads.
-    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(crate) async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -856,7 +901,9 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found < SCHEMA_VERSION {
-        tx.execute_batch(SCHEMA)?;
+        for step in &MIGRATIONS[usize::try_from(found).unwrap_or(0)..] {
+            tx.execute_batch(step)?;
+        }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     tx.commit()?;

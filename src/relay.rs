@@ -19,8 +19,10 @@ use crate::deliver::Deliverer;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, StoreError};
 use crate::server::{self, AppState};
+use crate::tasks;
 
-/// How often seen event ids older than the dedup window are forgotten.
+/// How often seen event ids older than the dedup window, and tasks past their memory,
+/// are forgotten.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Serves `listener` with the config in `config` (which a reload may replace) until
@@ -88,6 +90,12 @@ async fn prune_forever(deliverer: Deliverer, config: watch::Receiver<Arc<Config>
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "forgot event ids older than the dedup window"),
             Err(err) => tracing::error!(error = %err, "cannot prune seen event ids"),
+        }
+        let silence = config.borrow().tasks.forget_after;
+        match tasks::forget(deliverer.outbox(), silence, now).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, "forgot deleted and silent tasks"),
+            Err(err) => tracing::error!(error = %err, "cannot prune the task memory"),
         }
         tokio::time::sleep(PRUNE_INTERVAL).await;
     }

@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use crate::event::{timestamp_to_time, Event};
 use crate::links::{Links, MAX_LINK_CHARS};
+use crate::tasks::{human, Recall};
 
 /// The default format of the `time` helper.
 pub const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%d %H:%M UTC";
@@ -346,12 +347,18 @@ fn param_string(value: &Value, helper: &'static str) -> Result<String, RenderErr
     }
 }
 
-/// The template context of one event, without `rule` and `destination`.
+/// The template context of one event, without `rule` and `destination`; `recall` is what
+/// the task memory held about the task just before the event.
 ///
 /// Every documented key is present (`null` when the event has no value for it) so that
 /// strict mode refuses misspelt names and accepts `{{#if task_name}}`. A link longer
 /// than [`MAX_LINK_CHARS`] is `null` too: `{{link}}` then shows only its label.
-pub fn event_context(event: &Event, project: Option<&str>, links: &Links) -> Map<String, Value> {
+pub fn event_context(
+    event: &Event,
+    recall: &Recall,
+    project: Option<&str>,
+    links: &Links,
+) -> Map<String, Value> {
     let bounded = |url: String| (url.len() <= MAX_LINK_CHARS).then_some(url);
     let project_url = bounded(links.project(&event.org_id, &event.project_id));
     let task_url = event
@@ -368,8 +375,10 @@ pub fn event_context(event: &Event, project: Option<&str>, links: &Links) -> Map
         "project_id": event.project_id,
         "project": project.unwrap_or(&event.project_id),
         "task_id": event.task_id,
-        "task_name": event.task_name,
+        "task_name": event.task_name.as_ref().or(recall.task_name.as_ref()),
         "stage": event.stage,
+        "previous_stage": recall.previous_stage,
+        "time_in_previous_stage": recall.time_in_previous_stage.map(human),
         "updated_by": event.updated_by,
         "project_url": project_url,
         "task_url": task_url,

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::render::{event_context, with_route, RenderFailure, Renderer};
 use crate::rules::TemplateChoice;
+use crate::tasks::Recall;
 
 /// A message ready to be stored and delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +50,9 @@ pub struct Routed {
     pub rules: Vec<String>,
 }
 
-/// Renders every message `event` leads to under `config`; a message that renders to
-/// nothing but whitespace is left out.
-pub fn route(config: &Config, event: &Event) -> Routed {
+/// Renders every message `event` leads to under `config`, given what the task memory
+/// held before it; a message that renders to nothing but whitespace is left out.
+pub fn route(config: &Config, event: &Event, recall: &Recall) -> Routed {
     let rules = config.rules.matching(event);
     let mut routed = Routed {
         matched: !rules.is_empty(),
@@ -62,7 +63,7 @@ pub fn route(config: &Config, event: &Event) -> Routed {
         return routed;
     }
 
-    let base = Base::new(config, event);
+    let base = Base::new(config, event, recall);
     for rule in rules {
         let template = match &rule.template {
             TemplateChoice::Default => event.kind.default_template(),
@@ -107,7 +108,7 @@ pub fn render_one(
         rule,
         destination,
     };
-    piece.render(config, &Base::new(config, event))
+    piece.render(config, &Base::new(config, event, &Recall::default()))
 }
 
 /// What every message of one event shares: its context and the page it is about.
@@ -117,8 +118,9 @@ struct Base {
 }
 
 impl Base {
-    fn new(config: &Config, event: &Event) -> Base {
-        let context = event_context(event, config.project_name(&event.project_id), &config.links);
+    fn new(config: &Config, event: &Event, recall: &Recall) -> Base {
+        let project = config.project_name(&event.project_id);
+        let context = event_context(event, recall, project, &config.links);
         let link = context
             .get("task_url")
             .and_then(|v| v.as_str())

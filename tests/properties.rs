@@ -111,7 +111,7 @@ proptest! {
     ) {
         let config = config();
 
-        let routed = route(config, &event(&name, &stage, &by));
+        let routed = route(config, &event(&name, &stage, &by), &Default::default());
 
         let slack = &routed.messages[0];
         let body: Value = serde_json::from_slice(&slack.body).unwrap();
@@ -133,7 +133,7 @@ proptest! {
     ) {
         let config = config();
 
-        let routed = route(config, &event(&name, &stage, &by));
+        let routed = route(config, &event(&name, &stage, &by), &Default::default());
 
         let teams = &routed.messages[1];
         let body: Value = serde_json::from_slice(&teams.body).unwrap();
@@ -148,7 +148,11 @@ fn a_fifty_thousand_character_name_is_cut_visibly_for_both_platforms() {
     let config = config();
     let name = "<!channel>".repeat(5_000);
 
-    let routed = route(config, &event(&name, "Review_1", "a@example.com"));
+    let routed = route(
+        config,
+        &event(&name, "Review_1", "a@example.com"),
+        &Default::default(),
+    );
 
     let slack: Value = serde_json::from_slice(&routed.messages[0].body).unwrap();
     let slack_text = slack["text"].as_str().unwrap();

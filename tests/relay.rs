@@ -219,7 +219,11 @@ async fn a_template_file_replaces_the_shipped_default() {
 async fn a_batch_of_three_events_arrives_as_three_messages_in_order() {
     let relay = Relay::builder()
         .slack("chat")
-        .text_rule("all", &["chat"], "{{event}} {{task_name}}{{stage}}")
+        .text_rule(
+            "all",
+            &["chat"],
+            "{{event}} {{#if stage}}{{stage}}{{else}}{{task_name}}{{/if}}",
+        )
         .start()
         .await;
     let batch = envelope(vec![

@@ -48,7 +48,7 @@ fuzz_target!(|body: &[u8]| {
         return;
     };
     for event in &batch.events {
-        for message in route(&LOADED, event).messages {
+        for message in route(&LOADED, event, &Default::default()).messages {
             if message.destination != "console" {
                 serde_json::from_slice::<serde_json::Value>(&message.body)
                     .expect("every Slack and Teams body is JSON");

@@ -3,6 +3,7 @@
 //! Parsing, matching and rendering are the `event` and `route` code `serve` runs; this
 //! only reads the event file and prints what they produce.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,7 +13,9 @@ use chrono::Utc;
 use crate::cli::RenderArgs;
 use crate::config::Config;
 use crate::event::{parse_body, Event};
+use crate::outbox::{Outbox, StoreError};
 use crate::route::route;
+use crate::tasks::{self, Recall};
 
 /// Prints every message of every event; exits 1 when the body is invalid or a message
 /// fails to render.
@@ -42,9 +45,16 @@ pub fn run(path: &Path, args: &RenderArgs) -> ExitCode {
             skipped.index, skipped.event
         );
     }
+    let recalls = match recall(&config, &batch.events) {
+        Ok(recalls) => recalls,
+        Err(err) => {
+            eprintln!("error: cannot read the task memory: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut failed = false;
-    for (index, event) in batch.events.iter().enumerate() {
-        failed |= print_event(&config, index, event, args.explain);
+    for (index, (event, recall)) in batch.events.iter().zip(&recalls).enumerate() {
+        failed |= print_event(&config, index, event, recall, args.explain);
     }
     if failed {
         ExitCode::FAILURE
@@ -62,8 +72,24 @@ fn read_event(path: &Path) -> std::io::Result<Vec<u8>> {
     std::fs::read(path)
 }
 
+/// What the relay would remember before each event: the store's memory when the relay has
+/// run with this config, and the file's earlier events in any case.
+fn recall(config: &Config, events: &[Event]) -> Result<Vec<Recall>, StoreError> {
+    let path = &config.delivery.store_path;
+    if !path.exists() {
+        return Ok(tasks::recall_all(HashMap::new(), events));
+    }
+    tasks::recall_blocking(&Outbox::open(path)?, events)
+}
+
 /// Prints one event's messages; returns whether any failed to render.
-fn print_event(config: &Config, index: usize, event: &Event, explain: bool) -> bool {
+fn print_event(
+    config: &Config,
+    index: usize,
+    event: &Event,
+    recall: &Recall,
+    explain: bool,
+) -> bool {
     println!("event {index}: {} {}", event.kind, event.id);
     if explain {
         for (rule, verdict) in config.rules.explain(event) {
@@ -73,7 +99,7 @@ fn print_event(config: &Config, index: usize, event: &Event, explain: bool) -> b
             }
         }
     }
-    let routed = route(config, event);
+    let routed = route(config, event, recall);
     if !routed.matched {
         println!("  no rule matched");
     }

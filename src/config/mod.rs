@@ -55,6 +55,13 @@ pub struct DeliveryConfig {
     pub shutdown_grace: Duration,
 }
 
+/// `[tasks]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TasksConfig {
+    /// A task not heard of for this long is forgotten.
+    pub forget_after: Duration,
+}
+
 /// A fully checked configuration.
 pub struct Config {
     /// The file it was read from.
@@ -79,6 +86,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// How much is logged.
     pub log: LogConfig,
+    /// How long tasks are remembered.
+    pub tasks: TasksConfig,
     /// Things that work but are probably not what the user meant.
     pub warnings: Vec<Problem>,
 }

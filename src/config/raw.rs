@@ -46,6 +46,9 @@ pub struct RawConfig {
     /// Log output.
     #[serde(default)]
     pub log: RawLog,
+    /// The task memory.
+    #[serde(default)]
+    pub tasks: RawTasks,
 }
 
 /// `[admin]`.
@@ -64,6 +67,14 @@ pub struct RawAdmin {
 pub struct RawLog {
     /// The level, or `tracing` directives such as `info,redbrick_relay=debug`.
     pub level: Option<Text>,
+}
+
+/// `[tasks]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTasks {
+    /// Forget a task not heard of for this long.
+    pub forget_after: Option<Text>,
 }
 
 /// `[store]`.

@@ -19,6 +19,7 @@ use crate::event::{Event, EventKind};
 use crate::links::Links;
 use crate::render::{event_context, with_route, Markup, Renderer};
 use crate::rules::{Rule, TemplateChoice};
+use crate::tasks::Recall;
 
 /// The shipped default templates, used when `templates_dir` has no file of that name.
 const DEFAULTS: [(&str, &str); 3] = [
@@ -222,8 +223,9 @@ impl TemplateLoader {
         links: &Links,
     ) -> Result<(), Problem> {
         let sample = sample_event(kind);
+        let recall = sample_recall(kind);
         let context = with_route(
-            event_context(&sample, Some("Chest CT"), links),
+            event_context(&sample, &recall, Some("Chest CT"), links),
             "sample",
             "x",
         );
@@ -264,6 +266,19 @@ pub fn sample_event(kind: EventKind) -> Event {
         task_name,
         stage,
         updated_by: Some("annotator@example.com".into()),
+    }
+}
+
+/// What the task memory could hold before a sample event: a stage event with every
+/// remembered value, so that a template using them is tried out in full.
+fn sample_recall(kind: EventKind) -> Recall {
+    if kind != EventKind::TaskEnteredStage {
+        return Recall::default();
+    }
+    Recall {
+        task_name: Some("CT_chest_0001.nii.gz".into()),
+        previous_stage: Some("Label".into()),
+        time_in_previous_stage: Some(std::time::Duration::from_secs(3 * 3600 + 12 * 60)),
     }
 }
 

@@ -336,7 +336,7 @@ fn a_template_file_overrides_the_shipped_default() {
 
     let sample = templates::sample_event(crate::event::EventKind::TaskCreated);
     let context = crate::render::with_route(
-        crate::render::event_context(&sample, None, &config.links),
+        crate::render::event_context(&sample, &Default::default(), None, &config.links),
         "all",
         "console",
     );
@@ -415,5 +415,24 @@ fn a_file_that_is_not_toml_is_one_problem_at_its_place() {
     assert_eq!(
         described(&problems),
         ["relay.toml:2:12: `(file)`: unclosed array, expected `]`"]
+    );
+}
+
+#[test]
+fn tasks_forget_after_defaults_to_thirty_days_and_is_checked() {
+    let default = load(CONSOLE_RULE).unwrap();
+    let set = load(&format!(
+        "[tasks]\nforget_after = \"12h\"\n\n{CONSOLE_RULE}"
+    ))
+    .unwrap();
+    let wrong = problems(&format!(
+        "[tasks]\nforget_after = \"soon\"\n\n{CONSOLE_RULE}"
+    ));
+
+    assert_eq!(default.tasks.forget_after, Duration::from_secs(30 * 86_400));
+    assert_eq!(set.tasks.forget_after, Duration::from_secs(12 * 3600));
+    assert_eq!(
+        described(&wrong),
+        ["relay.toml:2:16: `tasks.forget_after`: `soon` is not a duration such as `10s` or `5m`"]
     );
 }

@@ -15,7 +15,7 @@ use toml::Spanned;
 use super::raw::{RawConfig, RawDestination, RawRule, Text};
 use super::source::{expand_env, Problem, Source};
 use super::templates::TemplateLoader;
-use super::{Config, DeliveryConfig, Target};
+use super::{Config, DeliveryConfig, Target, TasksConfig};
 use crate::deliver::{RateLimit, RetryPolicy};
 use crate::destination::{Destination, Kind};
 use crate::event::EventKind;
@@ -27,6 +27,7 @@ const DEFAULT_APP_URL: &str = "https://app.redbrickai.com";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Slack takes about one message a second per webhook, with short bursts.
 const SLACK_RATE: RateLimit = RateLimit {
@@ -134,6 +135,10 @@ pub(super) fn validate(
     let listen = server.as_ref().map(|server| server.listen);
     let admin = super::ops::admin(&mut checker, &raw.admin, listen);
     let log = super::ops::log(&mut checker, &raw.log);
+    let forget_after = match &raw.tasks.forget_after {
+        Some(value) => duration(&mut checker, value, "tasks.forget_after"),
+        None => Some(DEFAULT_FORGET_AFTER),
+    };
 
     if !checker.problems.is_empty() {
         return Err(checker.problems);
@@ -153,6 +158,9 @@ pub(super) fn validate(
         delivery,
         admin,
         log,
+        tasks: TasksConfig {
+            forget_after: forget_after.expect("forget_after is valid when no problem was found"),
+        },
         warnings: checker.warnings,
     })
 }

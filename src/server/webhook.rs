@@ -2,8 +2,11 @@
 //!
 //! The answer waits for the commit: once RedBrick hears 200 it will not send the event
 //! again, so the messages must already be durable by then. Which messages an event makes
-//! is `route`'s decision, and sending them is the delivery workers'.
+//! is `route`'s decision, and sending them is the delivery workers'. Each event is
+//! rendered with what the task memory held just before it, and the memory learns the
+//! fresh events in the same transaction that stores their messages.
 
+use rusqlite::Connection;
 use warp::http::StatusCode;
 
 use super::{ApiError, Summary};
@@ -11,8 +14,9 @@ use crate::config::Config;
 use crate::deliver::Deliverer;
 use crate::event::{Batch, Event};
 use crate::metrics::Metrics;
-use crate::outbox::{Acceptance, IncomingEvent, NewDelivery};
+use crate::outbox::{Acceptance, IncomingEvent, NewDelivery, StoreError};
 use crate::route::{route, Message};
+use crate::tasks::{self, Recall};
 
 /// Renders the batch's messages, commits them to the outbox, then wakes their workers.
 /// Returns only once the commit is durable: from then on the relay alone answers for them.
@@ -30,12 +34,20 @@ pub async fn dispatch(
     let metrics = deliverer.metrics();
     metrics.events_skipped(batch.skipped.len());
 
+    let recalls = tasks::recall(deliverer.outbox(), &batch.events)
+        .await
+        .map_err(store_unavailable)?;
     let (outlines, incoming): (Vec<Outline<'_>>, Vec<IncomingEvent>) = batch
         .events
         .iter()
-        .map(|event| prepare(config, metrics, event))
+        .zip(&recalls)
+        .map(|(event, recall)| prepare(config, metrics, event, recall))
         .unzip();
-    let acceptance = commit(deliverer, incoming).await?;
+    let events = batch.events.clone();
+    let remember = move |conn: &Connection, acceptance: &[Acceptance], now| {
+        tasks::record(conn, &events, acceptance, now)
+    };
+    let acceptance = commit(deliverer, incoming, remember).await?;
     for (outline, accepted) in outlines.into_iter().zip(acceptance) {
         match accepted {
             Acceptance::Fresh => release(deliverer, outline, &mut summary),
@@ -57,25 +69,34 @@ pub async fn dispatch(
     Ok(summary)
 }
 
-/// Stores the events' deliveries in one commit; a store that fails asks RedBrick to
-/// send the webhook again.
-async fn commit(
+/// Stores the events' deliveries in one commit, with what `also` writes given each
+/// event's fate and the time; a store that fails asks RedBrick to send the webhook again.
+async fn commit<F>(
     deliverer: &Deliverer,
     incoming: Vec<IncomingEvent>,
-) -> Result<Vec<Acceptance>, ApiError> {
+    also: F,
+) -> Result<Vec<Acceptance>, ApiError>
+where
+    F: FnOnce(&Connection, &[Acceptance], i64) -> rusqlite::Result<()> + Send + 'static,
+{
     // Stamped with the workers' clock, which they compare the stamps with: the system
     // clock may have been set since they started.
     let now = deliverer.clock().now_ms();
-    let accepted = deliverer.outbox().accept_at(incoming, now).await;
-    accepted.map_err(|err| {
-        tracing::error!(error = %err, "cannot commit deliveries; asking the sender to retry");
-        let message = "the relay cannot store deliveries right now; retry later";
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            message,
-        )
-    })
+    let outbox = deliverer.outbox();
+    let accepted = outbox.accept_with(incoming, now, move |conn, acceptance| {
+        also(conn, acceptance, now)
+    });
+    accepted.await.map_err(store_unavailable)
+}
+
+fn store_unavailable(err: StoreError) -> ApiError {
+    tracing::error!(error = %err, "cannot use the store; asking the sender to retry");
+    let message = "the relay cannot store deliveries right now; retry later";
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        message,
+    )
 }
 
 /// Counts a fresh event's rules and deliveries, and wakes the workers that now have work.
@@ -96,9 +117,10 @@ fn prepare<'a>(
     config: &Config,
     metrics: &Metrics,
     event: &'a Event,
+    recall: &Recall,
 ) -> (Outline<'a>, IncomingEvent) {
     metrics.event_received(event.kind);
-    let routed = route(config, event);
+    let routed = route(config, event, recall);
     if !routed.matched {
         tracing::debug!(event = %event.kind, stage = ?clip(event.stage.as_deref().unwrap_or("")),
             project = ?clip(&event.project_id), "no rule matched");

@@ -1,0 +1,128 @@
+//! Task memory end to end: what earlier webhooks told the relay shows in later messages,
+//! across restarts.
+
+mod support;
+
+use serde_json::Value;
+
+use support::{envelope, project_url, task_created, task_entered_stage, task_url, Relay, USER};
+
+/// The sample events' time, in milliseconds.
+const T0: i64 = 1_717_171_717_171;
+const MINUTE: i64 = 60_000;
+
+/// `event` with its timestamp moved `minutes` after the sample time.
+fn at(mut event: Value, minutes: i64) -> Value {
+    event["timestamp"] = Value::from(T0 + minutes * MINUTE);
+    event
+}
+
+async fn post(relay: &Relay, event: Value) {
+    let reply = relay.post(&envelope(vec![event])).await;
+    assert_eq!(reply.status, 200, "answer: {:?}", reply.body);
+}
+
+#[tokio::test]
+async fn a_stage_event_shows_the_name_remembered_from_creation() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .rule("all", &["chat"])
+        .start()
+        .await;
+
+    post(&relay, at(task_created("CT_0042"), 0)).await;
+    post(&relay, at(task_entered_stage("Label"), 1)).await;
+    post(&relay, at(task_entered_stage("Review_1"), 193)).await;
+
+    let texts = relay.fake("chat").wait_for_texts(3).await;
+    let project = format!("<{}|Chest CT>", project_url());
+    assert_eq!(
+        texts[1..],
+        [
+            format!(
+                "Task <{}|CT_0042> entered *Label* in {project} (moved by {USER})",
+                task_url("Label")
+            ),
+            format!(
+                "Task <{}|CT_0042> entered *Review_1* in {project}, after 3 h 12 min in Label \
+                 (moved by {USER})",
+                task_url("Review_1")
+            ),
+        ]
+    );
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn teams_shows_the_remembered_name_and_previous_stage() {
+    let relay = Relay::builder()
+        .teams("leads")
+        .rule("all", &["leads"])
+        .start()
+        .await;
+    let batch = envelope(vec![
+        at(task_created("CT_0042"), 0),
+        at(task_entered_stage("Label"), 1),
+        at(task_entered_stage("Review_1"), 46),
+    ]);
+
+    relay.post(&batch).await;
+
+    let texts = relay.fake("leads").wait_for_texts(3).await;
+    assert_eq!(
+        texts[2],
+        format!(
+            r"Task [CT\_0042]({}) entered **Review\_1** in [Chest CT]({}), after 45 min in Label (moved by {USER})",
+            task_url("Review_1"),
+            project_url()
+        )
+    );
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
+async fn an_older_event_arriving_late_does_not_overwrite_the_newer_stage() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .text_rule(
+            "moves",
+            &["chat"],
+            "{{stage}}{{#if previous_stage}} from {{previous_stage}}{{/if}}",
+        )
+        .config("events = [\"TASK_ENTERED_STAGE\"]")
+        .start()
+        .await;
+
+    post(&relay, at(task_entered_stage("Review_1"), 10)).await;
+    post(&relay, at(task_entered_stage("Label"), 5)).await;
+    post(&relay, at(task_entered_stage("Review_2"), 20)).await;
+
+    let texts = relay.fake("chat").wait_for_texts(3).await;
+    assert_eq!(texts, ["Review_1", "Label", "Review_2 from Review_1"]);
+}
+
+#[tokio::test]
+async fn task_memory_survives_a_restart() {
+    let mut relay = Relay::builder()
+        .slack("chat")
+        .rule("all", &["chat"])
+        .start()
+        .await;
+    post(&relay, at(task_created("CT_0042"), 0)).await;
+    post(&relay, at(task_entered_stage("Label"), 1)).await;
+    relay.fake("chat").wait_for(2).await;
+
+    relay.restart().await;
+    post(&relay, at(task_entered_stage("Review_1"), 121)).await;
+
+    let texts = relay.fake("chat").wait_for_texts(3).await;
+    assert_eq!(
+        texts[2],
+        format!(
+            "Task <{}|CT_0042> entered *Review_1* in <{}|Chest CT>, after 2 h in Label \
+             (moved by {USER})",
+            task_url("Review_1"),
+            project_url()
+        )
+    );
+}
