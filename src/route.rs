@@ -53,7 +53,9 @@ pub struct Routed {
 /// Renders every message `event` leads to under `config`, given what the task memory
 /// held before it; a message that renders to nothing but whitespace is left out.
 pub fn route(config: &Config, event: &Event, recall: &Recall) -> Routed {
-    let rules = config.rules.matching(event);
+    let rules = config
+        .rules
+        .matching(event, recall.previous_stage.as_deref());
     let mut routed = Routed {
         matched: !rules.is_empty(),
         rules: rules.iter().map(|rule| rule.name.clone()).collect(),

@@ -82,6 +82,8 @@ pub struct Rule {
     pub stages: Option<Vec<Pattern>>,
     /// Stage patterns it never takes.
     pub exclude_stages: Vec<Pattern>,
+    /// Patterns of the stage a task must come from; `None` for any move, or no move.
+    pub from_stages: Option<Vec<Pattern>>,
     /// Destination names, in order.
     pub to: Vec<String>,
     /// What it renders.
@@ -105,6 +107,10 @@ pub enum Miss {
     Stage(String),
     /// The stage matches `exclude_stages`.
     ExcludedStage(String, Pattern),
+    /// The rule names `from_stages` and the event is not a move from a remembered stage.
+    NoPreviousStage,
+    /// The stage the task left matches no pattern in `from_stages`.
+    FromStage(String, String),
     /// An earlier rule with `stop = true` matched.
     Stopped(String),
 }
@@ -120,21 +126,44 @@ impl fmt::Display for Miss {
             Miss::ExcludedStage(stage, pattern) => {
                 write!(f, "stage `{stage}` matches `{pattern}` in `exclude_stages`")
             }
+            Miss::NoPreviousStage => f.write_str(
+                "the rule names `from_stages` and this event is not a move from a stage \
+                 the relay remembers",
+            ),
+            Miss::FromStage(from, to) => {
+                write!(
+                    f,
+                    "move `{from}` -> `{to}`: `{from}` matches nothing in `from_stages`"
+                )
+            }
             Miss::Stopped(rule) => write!(f, "rule `{rule}` matched first and has `stop = true`"),
         }
     }
 }
 
 impl Rule {
-    /// Checks every condition in order and names the first that fails.
-    pub fn check(&self, event: &Event) -> Result<(), Miss> {
+    /// Checks every condition in order and names the first that fails; `previous` is the
+    /// stage the event moved the task from, when the task memory knows it.
+    pub fn check(&self, event: &Event, previous: Option<&str>) -> Result<(), Miss> {
         if let Some(events) = &self.events {
             if !events.contains(&event.kind) {
                 return Err(Miss::Event(event.kind));
             }
         }
         self.check_project(&event.project_id)?;
-        self.check_stage(event.stage.as_deref())
+        self.check_stage(event.stage.as_deref())?;
+        self.check_move(previous, event.stage.as_deref())
+    }
+
+    fn check_move(&self, previous: Option<&str>, stage: Option<&str>) -> Result<(), Miss> {
+        let Some(patterns) = &self.from_stages else {
+            return Ok(());
+        };
+        match (previous, stage) {
+            (Some(from), Some(_)) if patterns.iter().any(|p| p.matches(from)) => Ok(()),
+            (Some(from), Some(to)) => Err(Miss::FromStage(from.to_owned(), to.to_owned())),
+            _ => Err(Miss::NoPreviousStage),
+        }
     }
 
     fn check_project(&self, project: &str) -> Result<(), Miss> {
@@ -214,12 +243,13 @@ impl RuleSet {
     }
 
     /// The rules that fire for `event`, in file order, up to and including the first
-    /// matching rule with `stop = true`.
-    pub fn matching(&self, event: &Event) -> Vec<&Rule> {
+    /// matching rule with `stop = true`; `previous` is the stage the event moved the task
+    /// from, when known.
+    pub fn matching(&self, event: &Event, previous: Option<&str>) -> Vec<&Rule> {
         let mut fired = Vec::new();
         for position in self.candidates(event) {
             let rule = &self.rules[position];
-            if rule.check(event).is_ok() {
+            if rule.check(event, previous).is_ok() {
                 fired.push(rule);
                 if rule.stop {
                     break;
@@ -230,13 +260,13 @@ impl RuleSet {
     }
 
     /// For every rule in file order: whether it fires for `event`, or why not.
-    pub fn explain(&self, event: &Event) -> Vec<(&Rule, Result<(), Miss>)> {
+    pub fn explain(&self, event: &Event, previous: Option<&str>) -> Vec<(&Rule, Result<(), Miss>)> {
         let mut stopped_by: Option<&str> = None;
         let mut verdicts = Vec::with_capacity(self.rules.len());
         for rule in &self.rules {
             let verdict = match stopped_by {
                 Some(name) => Err(Miss::Stopped(name.to_owned())),
-                None => rule.check(event),
+                None => rule.check(event, previous),
             };
             if verdict.is_ok() && rule.stop {
                 stopped_by = Some(&rule.name);
@@ -306,6 +336,7 @@ mod tests {
             exclude_projects: Vec::new(),
             stages: None,
             exclude_stages: Vec::new(),
+            from_stages: None,
             to: vec!["console".into()],
             template: TemplateChoice::Default,
             stop: false,
@@ -346,7 +377,10 @@ mod tests {
         chest.projects = Some(vec!["p1".into()]);
         let rules = RuleSet::new(vec![rule("all"), review, chest]);
 
-        let fired = rules.matching(&event(EventKind::TaskEnteredStage, "p1", Some("Review_1")));
+        let fired = rules.matching(
+            &event(EventKind::TaskEnteredStage, "p1", Some("Review_1")),
+            None,
+        );
 
         assert_eq!(names(fired), ["all", "review", "chest"]);
     }
@@ -357,7 +391,7 @@ mod tests {
         first.stop = true;
         let rules = RuleSet::new(vec![first, rule("second")]);
 
-        let fired = rules.matching(&event(EventKind::TaskCreated, "p", None));
+        let fired = rules.matching(&event(EventKind::TaskCreated, "p", None), None);
 
         assert_eq!(names(fired), ["first"]);
     }
@@ -374,10 +408,10 @@ mod tests {
         let secret = event(EventKind::TaskEnteredStage, "secret", Some("Label"));
         let created = event(EventKind::TaskCreated, "p", None);
 
-        assert_eq!(names(rules.matching(&label)), ["not-output"]);
-        assert!(rules.matching(&output).is_empty());
-        assert!(rules.matching(&secret).is_empty());
-        assert_eq!(names(rules.matching(&created)), ["not-output"]);
+        assert_eq!(names(rules.matching(&label, None)), ["not-output"]);
+        assert!(rules.matching(&output, None).is_empty());
+        assert!(rules.matching(&secret, None).is_empty());
+        assert_eq!(names(rules.matching(&created, None)), ["not-output"]);
     }
 
     #[test]
@@ -387,7 +421,7 @@ mod tests {
         let rules = RuleSet::new(vec![review]);
 
         assert!(rules
-            .matching(&event(EventKind::TaskDeleted, "p", None))
+            .matching(&event(EventKind::TaskDeleted, "p", None), None)
             .is_empty());
     }
 
@@ -399,7 +433,7 @@ mod tests {
         stopper.stop = true;
         let rules = RuleSet::new(vec![created, stopper, rule("after")]);
 
-        let verdicts = rules.explain(&event(EventKind::TaskDeleted, "p", None));
+        let verdicts = rules.explain(&event(EventKind::TaskDeleted, "p", None), None);
 
         let texts: Vec<String> = verdicts
             .iter()
@@ -426,13 +460,31 @@ mod tests {
         created_only.events = Some(vec![EventKind::TaskCreated]);
         let rules = RuleSet::new(vec![rule("general"), specific, created_only, rule("last")]);
 
-        let fired = rules.matching(&event(EventKind::TaskCreated, "q", None));
-        let other = rules.matching(&event(EventKind::TaskDeleted, "z", None));
+        let fired = rules.matching(&event(EventKind::TaskCreated, "q", None), None);
+        let other = rules.matching(&event(EventKind::TaskDeleted, "z", None), None);
 
         assert_eq!(
             names(fired),
             ["general", "specific", "created-only", "last"]
         );
         assert_eq!(names(other), ["general", "last"]);
+    }
+
+    #[test]
+    fn from_stages_matches_only_moves_from_those_stages() {
+        let mut rejected = rule("rejected");
+        rejected.stages = Some(vec![Pattern::new("Label")]);
+        rejected.from_stages = Some(vec![Pattern::new("Review_*")]);
+        let rules = RuleSet::new(vec![rejected]);
+        let label = event(EventKind::TaskEnteredStage, "p", Some("Label"));
+
+        let verdict = |previous| rules.explain(&label, previous).remove(0).1;
+
+        assert_eq!(verdict(Some("Review_1")), Ok(()));
+        assert_eq!(
+            verdict(Some("Input")).unwrap_err().to_string(),
+            "move `Input` -> `Label`: `Input` matches nothing in `from_stages`"
+        );
+        assert_eq!(verdict(None), Err(Miss::NoPreviousStage));
     }
 }

@@ -129,9 +129,8 @@ fn check_reports_each_mistake_with_its_place_and_key() {
             format!("{CONSOLE}{rule}tempalte = \"x\"\n"),
             &[],
             "relay.toml:7:1: `rules[0].tempalte`: unknown field `tempalte`, expected one of \
-             `name`, \
-             `events`, `projects`, `exclude_projects`, `stages`, `exclude_stages`, `to`, \
-             `template`, `text`, `stop`",
+             `name`, `events`, `projects`, `exclude_projects`, `stages`, `exclude_stages`, \
+             `from_stages`, `to`, `template`, `text`, `stop`",
         ),
         (
             "unknown event name",
@@ -281,8 +280,8 @@ ap_url = "https://app.redbrickai.com"
     assert_eq!(run.code, Some(2), "{run:?}");
     let expected = [
         "relay.toml:13:1: `rules[0].tempalte`: unknown field `tempalte`, expected one of \
-         `name`, `events`, `projects`, `exclude_projects`, `stages`, `exclude_stages`, `to`, \
-         `template`, `text`, `stop`",
+         `name`, `events`, `projects`, `exclude_projects`, `stages`, `exclude_stages`, \
+         `from_stages`, `to`, `template`, `text`, `stop`",
         "relay.toml:32:1: `redbrick.ap_url`: unknown field `ap_url`, expected `app_url`",
         "relay.toml:6:7: `destinations.chat.url`: environment variable `RELAY_TEST_UNSET_URL` \
          is not set",
@@ -636,4 +635,90 @@ fn check_refuses_values_that_would_run_wrong() {
         assert_eq!(run.stderr, format!("error: {expected}\n"), "{what}");
         assert_eq!(run.stdout, "", "{what}");
     }
+}
+
+#[test]
+fn render_explain_shows_the_move_a_transition_rule_saw() {
+    let dir = ConfigDir::new();
+    dir.write(
+        "relay.toml",
+        &format!(
+            r#"{CONSOLE}[[rules]]
+name = "rejected"
+stages = ["Label"]
+from_stages = ["Review_*"]
+to = ["console"]
+text = "{{{{task_name}}}} back from {{{{previous_stage}}}} after {{{{time_in_previous_stage}}}}"
+
+[[rules]]
+name = "ready"
+stages = ["Review_1"]
+from_stages = ["Label"]
+to = ["console"]
+text = "ready"
+"#
+        ),
+    );
+    let event = |kind: &str, data: &str, minute: i64| {
+        format!(
+            r#"{{"event": "{kind}", "id": "e{minute}", "timestamp": {},
+                "data": {{"orgId": "o", "projectId": "p", "taskId": "t", {data}}}}}"#,
+            1_717_171_717_000_i64 + minute * 60_000
+        )
+    };
+    let body = format!(
+        r#"{{"payload": [{}, {}, {}]}}"#,
+        event("TASK_CREATED", r#""taskName": "CT_7""#, 0),
+        event("TASK_ENTERED_STAGE", r#""stageName": "Review_1""#, 1),
+        event("TASK_ENTERED_STAGE", r#""stageName": "Label""#, 96),
+    );
+
+    let args = ["render", "--explain", "--event", "-"];
+    let run = run(relay(dir.path()).args(args), body.as_bytes());
+
+    let expected = [
+        "event 0: TASK_CREATED e0",
+        "  rule `rejected`: no match: the rule names `stages` and this event has no stage",
+        "  rule `ready`: no match: the rule names `stages` and this event has no stage",
+        "  no rule matched",
+        "event 1: TASK_ENTERED_STAGE e1",
+        "  rule `rejected`: no match: stage `Review_1` matches nothing in `stages`",
+        "  rule `ready`: no match: the rule names `from_stages` and this event is not a move \
+         from a stage the relay remembers",
+        "  no rule matched",
+        "event 2: TASK_ENTERED_STAGE e96",
+        "  rule `rejected`: matched: move `Review_1` -> `Label`",
+        "  rule `ready`: no match: stage `Label` matches nothing in `stages`",
+        "--- rule `rejected` to `console` (Console)",
+        "CT_7 back from Review_1 after 1 h 35 min",
+    ];
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn check_refuses_a_misspelt_or_empty_from_stages_with_its_place() {
+    let dir = ConfigDir::new();
+    let toml = format!(
+        "{CONSOLE}[[rules]]\nname = \"a\"\nfrom_stage = [\"Review_*\"]\nto = [\"console\"]\n\n\
+         [[rules]]\nname = \"b\"\nfrom_stages = []\nto = [\"console\"]\n"
+    );
+
+    let run = check(&dir, &toml);
+
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with(
+            "error: relay.toml:6:1: `rules[0].from_stage`: unknown field `from_stage`"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1],
+        "error: relay.toml:11:15: `rules[1].from_stages`: list at least one stage pattern, \
+         or leave `from_stages` out"
+    );
 }

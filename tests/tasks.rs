@@ -17,9 +17,13 @@ fn at(mut event: Value, minutes: i64) -> Value {
     event
 }
 
-async fn post(relay: &Relay, event: Value) {
+/// Posts one event and returns how many messages it led to.
+async fn post(relay: &Relay, event: Value) -> u64 {
     let reply = relay.post(&envelope(vec![event])).await;
     assert_eq!(reply.status, 200, "answer: {:?}", reply.body);
+    reply.body["deliveries"]
+        .as_u64()
+        .expect("an accepted webhook counts its deliveries")
 }
 
 #[tokio::test]
@@ -125,4 +129,38 @@ async fn task_memory_survives_a_restart() {
             project_url()
         )
     );
+}
+
+#[tokio::test]
+async fn a_transition_rule_fires_on_review_to_label_and_not_back() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config(
+            r#"[[rules]]
+name = "rejected"
+stages = ["Label"]
+from_stages = ["Review_*"]
+to = ["chat"]
+text = "{{task_name}} rejected: back from {{previous_stage}} to {{stage}}"
+"#,
+        )
+        .start()
+        .await;
+
+    let created = post(&relay, at(task_created("CT_0042"), 0)).await;
+    let input = post(&relay, at(task_entered_stage("Input"), 1)).await;
+    let input_to_label = post(&relay, at(task_entered_stage("Label"), 2)).await;
+    let label_to_review = post(&relay, at(task_entered_stage("Review_1"), 3)).await;
+    let review_to_label = post(&relay, at(task_entered_stage("Label"), 4)).await;
+
+    let texts = relay.fake("chat").wait_for_texts(1).await;
+    let counts = [
+        created,
+        input,
+        input_to_label,
+        label_to_review,
+        review_to_label,
+    ];
+    assert_eq!(counts, [0, 0, 0, 0, 1], "messages per event");
+    assert_eq!(texts, ["CT_0042 rejected: back from Review_1 to Label"]);
 }

@@ -82,6 +82,20 @@ fn recall(config: &Config, events: &[Event]) -> Result<Vec<Recall>, StoreError> 
     tasks::recall_blocking(&Outbox::open(path)?, events)
 }
 
+/// Says for every rule whether it matched and, for a transition rule, which move it saw.
+fn print_verdicts(config: &Config, event: &Event, recall: &Recall) {
+    let previous = recall.previous_stage.as_deref();
+    for (rule, verdict) in config.rules.explain(event, previous) {
+        match (verdict, previous, &event.stage) {
+            (Ok(()), Some(from), Some(to)) if rule.from_stages.is_some() => {
+                println!("  rule `{}`: matched: move `{from}` -> `{to}`", rule.name);
+            }
+            (Ok(()), _, _) => println!("  rule `{}`: matched", rule.name),
+            (Err(miss), _, _) => println!("  rule `{}`: no match: {miss}", rule.name),
+        }
+    }
+}
+
 /// Prints one event's messages; returns whether any failed to render.
 fn print_event(
     config: &Config,
@@ -92,12 +106,7 @@ fn print_event(
 ) -> bool {
     println!("event {index}: {} {}", event.kind, event.id);
     if explain {
-        for (rule, verdict) in config.rules.explain(event) {
-            match verdict {
-                Ok(()) => println!("  rule `{}`: matched", rule.name),
-                Err(miss) => println!("  rule `{}`: no match: {miss}", rule.name),
-            }
-        }
+        print_verdicts(config, event, recall);
     }
     let routed = route(config, event, recall);
     if !routed.matched {

@@ -181,6 +181,8 @@ pub struct RawRule {
     pub stages: Option<Vec<Text>>,
     /// Stage patterns never matched.
     pub exclude_stages: Option<Vec<Text>>,
+    /// Patterns of the stage a task must move from.
+    pub from_stages: Option<Spanned<Vec<Text>>>,
     /// Destination names.
     pub to: Spanned<Vec<Text>>,
     /// A template in `templates_dir`, without `.hbs`.

@@ -461,6 +461,13 @@ fn one_rule(
     let exclude_stages = raw.exclude_stages.as_ref().map_or_else(Vec::new, |list| {
         patterns(checker, list, &format!("{key}.exclude_stages"))
     });
+    let from_stages = raw.from_stages.as_ref().map(|list| {
+        if list.get_ref().is_empty() {
+            let message = "list at least one stage pattern, or leave `from_stages` out".into();
+            checker.problem(list.span(), format!("{key}.from_stages"), message);
+        }
+        patterns(checker, list.get_ref(), &format!("{key}.from_stages"))
+    });
     let to = destination_names(checker, raw, key, destinations);
     let template = loader.choose(&checker.source, raw, key, &mut checker.problems);
 
@@ -474,6 +481,7 @@ fn one_rule(
         exclude_projects,
         stages,
         exclude_stages,
+        from_stages,
         to,
         template: template.unwrap_or(TemplateChoice::Default),
         stop: raw.stop,
