@@ -16,8 +16,9 @@
 //! - [`destination`]: Slack, Teams and console bodies, and what their answers mean.
 //!
 //! Beside the flow: [`config`] (the checked `relay.toml`), [`links`] (URLs into the
-//! RedBrick app), [`cli`] and [`commands`] (the command line), [`logging`], and
-//! [`relay`], which assembles outbox, workers and server in the order they start and stop.
+//! RedBrick app), [`people`] (e-mails to chat identities, for mentions), [`cli`] and
+//! [`commands`] (the command line), [`logging`], and [`relay`], which assembles outbox,
+//! workers and server in the order they start and stop.
 //!
 //! At the edge, for operators: [`metrics`] (counters the flow updates), [`admin`] (the
 //! health and metrics listener that reads them), [`reload`] (a new config swapped in on
@@ -35,6 +36,7 @@ pub mod links;
 pub mod logging;
 pub mod metrics;
 pub mod outbox;
+pub mod people;
 pub mod relay;
 pub mod reload;
 pub mod render;

@@ -7,6 +7,7 @@
 //! not where the message goes nor how it is wrapped into an HTTP body.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -18,6 +19,7 @@ use serde_json::{json, Map, Value};
 
 use crate::event::{timestamp_to_time, Event};
 use crate::links::{Links, MAX_LINK_CHARS};
+use crate::people::People;
 use crate::tasks::{human, Recall};
 
 /// The default format of the `time` helper.
@@ -149,9 +151,14 @@ pub struct Renderer {
 impl Renderer {
     /// An empty renderer in strict mode: a misspelt variable is an error, not blank text.
     pub fn new() -> Renderer {
+        Renderer::with_people(Arc::new(People::default()))
+    }
+
+    /// An empty renderer whose `mention` helper knows `people`.
+    pub fn with_people(people: Arc<People>) -> Renderer {
         let registries = Markup::ALL
             .into_iter()
-            .map(|markup| (markup, registry(markup)))
+            .map(|markup| (markup, registry(markup, people.clone())))
             .collect();
         Renderer { registries }
     }
@@ -200,7 +207,7 @@ fn describe(err: &RenderError) -> String {
     }
 }
 
-fn registry(markup: Markup) -> Handlebars<'static> {
+fn registry(markup: Markup, people: Arc<People>) -> Handlebars<'static> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
     registry.register_escape_fn(move |text| markup.escape(text));
@@ -219,7 +226,30 @@ fn registry(markup: Markup) -> Handlebars<'static> {
         );
     }
     registry.register_helper("time", Box::new(TimeHelper(markup)));
+    registry.register_helper("mention", Box::new(MentionHelper { markup, people }));
     registry
+}
+
+/// `{{mention updated_by}}`: the person with that e-mail, mentioned in the destination's
+/// syntax if `[people]` names them, else their e-mail as escaped text.
+struct MentionHelper {
+    markup: Markup,
+    people: Arc<People>,
+}
+
+impl HelperDef for MentionHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let email = param_text(h, 0, "mention")?;
+        out.write(&self.people.mention(&email, self.markup))?;
+        Ok(())
+    }
 }
 
 /// `{{link url label}}`: a link in the destination's syntax; only the label when the URL

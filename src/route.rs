@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::event::Event;
 use serde_json::{Map, Value};
 
-use crate::render::{event_context, with_route, RenderFailure, Renderer};
+use crate::render::{event_context, with_route, Markup, RenderFailure, Renderer};
 use crate::rules::TemplateChoice;
 use crate::tasks::Recall;
 
@@ -148,7 +148,13 @@ impl Piece<'_> {
         match self.renderer.render(self.template, target.markup, &context) {
             Ok(text) => {
                 let text = text.trim_end().to_owned();
-                let body = target.destination.body(&text, base.link.as_deref());
+                let mentions = match target.markup {
+                    Markup::Teams => config.people.teams_mentions(&text),
+                    _ => Vec::new(),
+                };
+                let body = target
+                    .destination
+                    .body(&text, base.link.as_deref(), &mentions);
                 Ok(Message {
                     rule: self.rule.to_owned(),
                     destination: self.destination.to_owned(),

@@ -8,6 +8,7 @@
 
 mod ops;
 mod parse;
+mod people;
 mod raw;
 mod server;
 mod source;
@@ -17,6 +18,7 @@ mod validate;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use ops::{AdminConfig, LogConfig};
@@ -27,6 +29,7 @@ pub use templates::{sample_event, shipped_template};
 use crate::deliver::{RateLimit, RetryPolicy};
 use crate::destination::Destination;
 use crate::links::Links;
+use crate::people::People;
 use crate::render::{Markup, Renderer};
 use crate::rules::RuleSet;
 
@@ -88,6 +91,8 @@ pub struct Config {
     pub log: LogConfig,
     /// How long tasks are remembered.
     pub tasks: TasksConfig,
+    /// Chat identities by e-mail, for mentions.
+    pub people: Arc<People>,
     /// Things that work but are probably not what the user meant.
     pub warnings: Vec<Problem>,
 }

@@ -49,6 +49,21 @@ pub struct RawConfig {
     /// The task memory.
     #[serde(default)]
     pub tasks: RawTasks,
+    /// Chat identities by RedBrick e-mail, for mentions.
+    #[serde(default)]
+    pub people: BTreeMap<String, Spanned<RawPerson>>,
+}
+
+/// `[people."e-mail"]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPerson {
+    /// Slack user id, such as `U0123ABC`.
+    pub slack: Option<Text>,
+    /// Teams user principal name or Entra object id.
+    pub teams: Option<Text>,
+    /// Display name for the Teams mention and for text.
+    pub name: Option<Text>,
 }
 
 /// `[admin]`.

@@ -9,6 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
@@ -17,6 +18,7 @@ use super::raw::RawRule;
 use super::source::{Location, Problem, Source};
 use crate::event::{Event, EventKind};
 use crate::links::Links;
+use crate::people::People;
 use crate::render::{event_context, with_route, Markup, Renderer};
 use crate::rules::{Rule, TemplateChoice};
 use crate::tasks::Recall;
@@ -54,11 +56,11 @@ pub(super) struct TemplateLoader {
 }
 
 impl TemplateLoader {
-    /// A loader reading named templates from `dir`.
-    pub(super) fn new(dir: &Path) -> TemplateLoader {
+    /// A loader reading named templates from `dir`, whose `mention` helper knows `people`.
+    pub(super) fn new(dir: &Path, people: Arc<People>) -> TemplateLoader {
         TemplateLoader {
             dir: dir.to_owned(),
-            renderer: Renderer::new(),
+            renderer: Renderer::with_people(people),
             origins: HashMap::new(),
             defaults_loaded: false,
         }

@@ -436,3 +436,29 @@ fn tasks_forget_after_defaults_to_thirty_days_and_is_checked() {
         ["relay.toml:2:16: `tasks.forget_after`: `soon` is not a duration such as `10s` or `5m`"]
     );
 }
+
+#[test]
+fn people_values_are_checked_where_they_are_written() {
+    let toml = format!(
+        "[people.\"ann@example.com\"]\nslack = \"ann\"\nteams = \"Ann Lee\"\nname = \"<b>\"\n\n\
+         [people.\"bob@example.com\"]\nslack = \"U0B0B\"\nteams = \"bob@org.example\"\n\n\
+         [people.\"bo2@example.com\"]\nteams = \"bob2@org.example\"\nname = \"bob@org.example\"\n\n\
+         {CONSOLE_RULE}"
+    );
+
+    let found = described(&problems(&toml));
+
+    assert_eq!(
+        found,
+        [
+            "relay.toml:2:9: `people.\"ann@example.com\".slack`: `ann` is not a Slack user id \
+             such as `U0123ABC` (Slack: the person's profile, More, Copy member ID)",
+            "relay.toml:3:9: `people.\"ann@example.com\".teams`: `Ann Lee` is not a Teams user: \
+             give the user principal name (`name@org.example`) or the Entra object id",
+            "relay.toml:4:8: `people.\"ann@example.com\".name`: `<b>` cannot be shown in a \
+             mention: use a non-empty name without `<`, `>` or line breaks",
+            "relay.toml:8:9: `people.\"bob@example.com\".teams`: another person is shown as \
+             `bob@org.example` in Teams; give each a distinct `name`",
+        ]
+    );
+}

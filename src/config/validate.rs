@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -126,7 +127,8 @@ pub(super) fn validate(
     let projects = projects(&raw);
     let targets = destinations(&mut checker, &raw.destinations);
     let templates_dir = base.join(text_or(&raw.templates_dir, "templates"));
-    let mut loader = TemplateLoader::new(&templates_dir);
+    let people = Arc::new(super::people::check(&mut checker, &raw.people));
+    let mut loader = TemplateLoader::new(&templates_dir, people.clone());
     let rules = rules(&mut checker, &raw, &targets, &mut loader);
     loader.check_samples(&rules, &mut checker.problems, &Links::new(&app_url));
     let rules: Vec<Rule> = rules.into_iter().map(|(_, rule)| rule).collect();
@@ -158,6 +160,7 @@ pub(super) fn validate(
         delivery,
         admin,
         log,
+        people,
         tasks: TasksConfig {
             forget_after: forget_after.expect("forget_after is valid when no problem was found"),
         },
@@ -604,7 +607,7 @@ impl ProjectResolver {
 }
 
 /// RedBrick ids are UUIDs: 8-4-4-4-12 hexadecimal digits.
-fn looks_like_id(value: &str) -> bool {
+pub(super) fn looks_like_id(value: &str) -> bool {
     let groups: Vec<&str> = value.split('-').collect();
     let lengths = [8, 4, 4, 4, 12];
     groups.len() == lengths.len()

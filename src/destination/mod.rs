@@ -58,6 +58,23 @@ pub struct Destination {
     pub timeout: Duration,
 }
 
+/// A person mentioned in a Teams message: `<at>name</at>` in the text, and an entity in
+/// the card saying who that is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    /// Teams user principal name or Entra object id.
+    pub id: String,
+    /// The name between the `<at>` tags.
+    pub name: String,
+}
+
+impl Mention {
+    /// `<at>name</at>`, exactly as the text holds it.
+    pub fn tag(&self) -> String {
+        format!("<at>{}</at>", self.name)
+    }
+}
+
 /// What an attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -87,11 +104,11 @@ impl Destination {
     }
 
     /// The exact body to send for `text`; `link` is the page the message is about (Teams
-    /// shows it as a button).
-    pub fn body(&self, text: &str, link: Option<&str>) -> Vec<u8> {
+    /// shows it as a button), and `mentions` the Teams mentions the text holds.
+    pub fn body(&self, text: &str, link: Option<&str>, mentions: &[Mention]) -> Vec<u8> {
         match &self.kind {
             Kind::Slack { .. } => slack::body(text),
-            Kind::Teams { .. } => teams::body(text, link),
+            Kind::Teams { .. } => teams::body(text, link, mentions),
             Kind::Console => text.as_bytes().to_vec(),
         }
     }

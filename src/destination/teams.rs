@@ -9,43 +9,61 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{classify_status, Outcome};
+use super::{classify_status, Mention, Outcome};
 
 /// Teams refuses messages over about 28 KB; stay well under it.
 pub const MAX_BODY_BYTES: usize = 24_000;
 
-/// The card for `text`, with a button to `link`; the text is cut visibly when the body
-/// would pass [`MAX_BODY_BYTES`].
-pub(super) fn body(text: &str, link: Option<&str>) -> Vec<u8> {
+/// The card for `text`, with a button to `link` and an entity for each of `mentions`; the
+/// text is cut visibly when the body would pass [`MAX_BODY_BYTES`].
+pub(super) fn body(text: &str, link: Option<&str>, mentions: &[Mention]) -> Vec<u8> {
     // A button whose URL would take half the room is left out: the text comes first.
     let link = link.filter(|url| json_len(url) < MAX_BODY_BYTES / 2);
-    let whole = card(text, link).to_string();
+    let whole = card(text, link, mentions).to_string();
     if whole.len() <= MAX_BODY_BYTES {
         return whole.into_bytes();
     }
     let overhead = whole.len() - json_len(text);
     let fitted = fit(text, MAX_BODY_BYTES.saturating_sub(overhead));
-    card(&fitted, link).to_string().into_bytes()
+    // An entity whose `<at>` tag was cut off would make the flow drop the card.
+    let kept: Vec<Mention> = mentions
+        .iter()
+        .filter(|m| fitted.contains(&m.tag()))
+        .cloned()
+        .collect();
+    card(&fitted, link, &kept).to_string().into_bytes()
 }
 
-fn card(text: &str, link: Option<&str>) -> Value {
+fn card(text: &str, link: Option<&str>, mentions: &[Mention]) -> Value {
     let actions: Vec<Value> = link
         .map(|url| json!({"type": "Action.OpenUrl", "title": "Open in RedBrick", "url": url}))
         .into_iter()
         .collect();
+    let mut content = json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [{"type": "TextBlock", "text": text, "wrap": true}],
+        "actions": actions,
+    });
+    if !mentions.is_empty() {
+        content["msteams"] = json!({"entities": mentions.iter().map(entity).collect::<Vec<_>>()});
+    }
     json!({
         "type": "message",
         "attachments": [{
             "contentType": "application/vnd.microsoft.card.adaptive",
             "contentUrl": null,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "body": [{"type": "TextBlock", "text": text, "wrap": true}],
-                "actions": actions,
-            }
+            "content": content,
         }]
+    })
+}
+
+fn entity(mention: &Mention) -> Value {
+    json!({
+        "type": "mention",
+        "text": mention.tag(),
+        "mentioned": {"id": mention.id, "name": mention.name},
     })
 }
 
@@ -83,7 +101,8 @@ mod tests {
 
     #[test]
     fn the_card_follows_the_workflows_shape() {
-        let body: Value = serde_json::from_slice(&body("hi", Some("https://x.test/p"))).unwrap();
+        let body: Value =
+            serde_json::from_slice(&body("hi", Some("https://x.test/p"), &[])).unwrap();
 
         let content = &body["attachments"][0]["content"];
         assert_eq!(body["type"], "message");
@@ -99,7 +118,7 @@ mod tests {
     fn oversized_text_is_cut_to_fit_the_size_limit() {
         let text = "\"quoted\" ".repeat(10_000);
 
-        let body = body(&text, None);
+        let body = body(&text, None, &[]);
 
         let value: Value = serde_json::from_slice(&body).unwrap();
         let shown = value["attachments"][0]["content"]["body"][0]["text"]
@@ -114,7 +133,7 @@ mod tests {
     fn a_button_too_long_for_the_card_is_left_out() {
         let url = format!("https://x.test/{}", "a".repeat(MAX_BODY_BYTES));
 
-        let body = body("hi", Some(&url));
+        let body = body("hi", Some(&url), &[]);
 
         let value: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["attachments"][0]["content"]["actions"], json!([]));
