@@ -57,6 +57,8 @@ pub enum Command {
     /// Print a shell completion script, for example to
     /// `/usr/share/bash-completion/completions/redbrick-relay`.
     Completions(CompletionsArgs),
+    /// List the tasks the relay remembers: name, stage and time in stage.
+    Tasks(TasksArgs),
 }
 
 /// Options of `send-test`.
@@ -123,4 +125,15 @@ pub struct RenderArgs {
     /// Also say, for every rule, whether it matched and, if not, why.
     #[arg(long)]
     pub explain: bool,
+}
+
+/// Options of `tasks`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// Only this project: its friendly name from `[projects]`, or its id.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only tasks in a stage matching this pattern (`*` and `?` as in rules).
+    #[arg(long)]
+    pub stage: Option<String>,
 }

@@ -11,6 +11,35 @@ use support::{envelope, project_url, task_created, task_entered_stage, task_url,
 const T0: i64 = 1_717_171_717_171;
 const MINUTE: i64 = 60_000;
 
+/// `event` with its timestamp `minutes` before now.
+fn ago(mut event: Value, minutes: i64) -> Value {
+    let now = chrono::Utc::now().timestamp_millis();
+    // Half a minute more, so that the test may take up to that long to run.
+    event["timestamp"] = Value::from(now - minutes * MINUTE - MINUTE / 2);
+    event
+}
+
+/// `event` for another task, `task`.
+fn of_task(mut event: Value, task: &str) -> Value {
+    event["data"]["taskId"] = Value::from(task);
+    event
+}
+
+/// Runs `redbrick-relay tasks` with `args` on the relay's config; its standard output.
+fn tasks_command(relay: &Relay, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_redbrick-relay"))
+        .arg("tasks")
+        .arg("--config")
+        .arg(relay.config_path())
+        .args(args)
+        .env_remove("RELAY_CONFIG")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "tasks failed: {stderr}");
+    String::from_utf8(output.stdout).expect("the output is UTF-8")
+}
+
 /// `event` with its timestamp moved `minutes` after the sample time.
 fn at(mut event: Value, minutes: i64) -> Value {
     event["timestamp"] = Value::from(T0 + minutes * MINUTE);
@@ -163,4 +192,44 @@ text = "{{task_name}} rejected: back from {{previous_stage}} to {{stage}}"
     ];
     assert_eq!(counts, [0, 0, 0, 0, 1], "messages per event");
     assert_eq!(texts, ["CT_0042 rejected: back from Review_1 to Label"]);
+}
+
+#[tokio::test]
+async fn the_tasks_command_lists_name_stage_and_time_in_stage() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .rule("all", &["chat"])
+        .start()
+        .await;
+    let other = "aaaaaaaa-3333-4c4d-9e5f-000000000004";
+    let batch = envelope(vec![
+        ago(task_created("CT_0042"), 300),
+        ago(task_entered_stage("Review_1"), 192),
+        ago(of_task(task_entered_stage("Label"), other), 5),
+    ]);
+    relay.post(&batch).await;
+    relay.fake("chat").wait_for(3).await;
+
+    let all = tasks_command(&relay, &[]);
+    let reviews = tasks_command(&relay, &["--project", "Chest CT", "--stage", "Review_*"]);
+
+    let header = format!(
+        "{:<32}  {:<20}  {:>12}  PROJECT",
+        "TASK", "STAGE", "IN STAGE"
+    );
+    let row = |task: &str, stage: &str, waited: &str| {
+        format!("{task:<32}  {stage:<20}  {waited:>12}  Chest CT")
+    };
+    assert_eq!(
+        all.lines().collect::<Vec<_>>(),
+        [
+            header.clone(),
+            row("CT_0042", "Review_1", "3 h 12 min"),
+            row(other, "Label", "5 min"),
+        ]
+    );
+    assert_eq!(
+        reviews.lines().collect::<Vec<_>>(),
+        [header, row("CT_0042", "Review_1", "3 h 12 min")]
+    );
 }

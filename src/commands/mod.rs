@@ -8,6 +8,7 @@ mod outbox;
 mod render;
 mod send_test;
 mod serve;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Purge(args) => outbox::purge(&config_path, &args),
         Command::SendTest(args) => send_test::run(&config_path, &args),
         Command::Completions(args) => completions(args.shell),
+        Command::Tasks(args) => tasks::run(&config_path, &args),
     }
 }
 

@@ -118,7 +118,12 @@ pub fn purge(config: &Path, args: &PurgeArgs) -> ExitCode {
     })
 }
 
-fn with_outbox(config: &Path, work: impl FnOnce(&Outbox) -> Result<(), StoreError>) -> ExitCode {
+/// Opens the outbox named by the config file and runs `work` on it; the exit code says
+/// how it went, after any error is printed.
+pub(super) fn with_outbox(
+    config: &Path,
+    work: impl FnOnce(&Outbox) -> Result<(), StoreError>,
+) -> ExitCode {
     let path = match Config::store_path(config) {
         Ok(path) => path,
         Err(err) => {
@@ -142,7 +147,7 @@ fn with_outbox(config: &Path, work: impl FnOnce(&Outbox) -> Result<(), StoreErro
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

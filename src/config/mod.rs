@@ -170,6 +170,13 @@ impl Config {
             .map_err(ConfigError::Invalid)
     }
 
+    /// The friendly project names by id from the file at `path`, reading nothing else:
+    /// like [`Config::store_path`], for operator commands.
+    pub fn project_names(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+        let text = read(path)?;
+        validate::project_names_only(path, &text).map_err(ConfigError::Invalid)
+    }
+
     /// The friendly name of a project, if it has one.
     pub fn project_name(&self, id: &str) -> Option<&str> {
         self.projects.get(id).map(String::as_str)

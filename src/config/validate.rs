@@ -103,6 +103,21 @@ pub(super) fn store_path_only(
     }
 }
 
+/// Only the friendly project names by id, for the operator commands.
+pub(super) fn project_names_only(
+    path: &Path,
+    text: &str,
+) -> Result<HashMap<String, String>, Vec<Problem>> {
+    match super::parse::parse(&Source { path, text }) {
+        (Some(raw), problems) if problems.is_empty() => Ok(raw
+            .projects
+            .into_iter()
+            .map(|(id, name)| (id, name.into_inner()))
+            .collect()),
+        (_, problems) => Err(problems),
+    }
+}
+
 /// Checks `text` (the contents of `path`) completely.
 pub(super) fn validate(
     path: &Path,

@@ -347,6 +347,11 @@ impl Relay {
         self.running = Running::start(&self.config_path).await;
     }
 
+    /// The relay's config file, to run the binary's operator commands against its store.
+    pub fn config_path(&self) -> PathBuf {
+        self.config_path.clone()
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> &str {
         &self.running.base_url
