@@ -12,6 +12,7 @@
 //! - [`render`]: Handlebars with per-destination escaping and helpers.
 //! - [`route`]: rules and templates applied to one event: ready-to-send messages.
 //! - [`outbox`]: the durable store: deliveries committed before RedBrick hears 200.
+//! - [`rollup`]: events of grouped rules held, then sent as one message per window.
 //! - [`deliver`]: one worker per destination, sending in order.
 //! - [`destination`]: Slack, Teams and console bodies, and what their answers mean.
 //!
@@ -40,6 +41,7 @@ pub mod people;
 pub mod relay;
 pub mod reload;
 pub mod render;
+pub mod rollup;
 pub mod route;
 pub mod rules;
 pub mod server;

@@ -9,8 +9,9 @@
 //! callers share one fsync. Reads and the blocking operator commands use side connections, which
 //! never wait behind that fsync and see each commit as soon as it is made.
 //!
-//! The same database file holds the relay's task memory; `tasks` owns that table and writes
-//! it through [`Outbox::accept_with`], so it commits together with the deliveries.
+//! The same database file holds the relay's task memory and the events held for roll-ups;
+//! `tasks` and `rollup` own those tables and write them through [`Outbox::accept_with`], so
+//! they commit together with the deliveries.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Step `n` brings a database from version `n` to `n + 1`. Steps only ever add tables and
 /// indexes, so a database written by an older build keeps everything it holds. The tasks
 /// table belongs to `tasks`, which reads and writes it through this store.
-const MIGRATIONS: [&str; 2] = [SCHEMA, crate::tasks::SCHEMA];
+const MIGRATIONS: [&str; 3] = [SCHEMA, crate::tasks::SCHEMA, crate::rollup::SCHEMA];
 
 /// Long enough to ride out an operator command holding the write lock, short enough that a stuck
 /// lock surfaces as an error instead of a hang.
@@ -814,6 +815,20 @@ fn record_events(
         outcome.push(Acceptance::Fresh);
     }
     Ok(outcome)
+}
+
+/// Stores one delivery owed to its destination, inside a transaction of the caller's: for
+/// messages that do not come straight from a webhook (roll-ups).
+pub(crate) fn insert_delivery(
+    conn: &Connection,
+    origin: &str,
+    delivery: &NewDelivery,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached(INSERT_DELIVERY)?;
+    let d = delivery;
+    insert.execute(params![origin, d.rule, d.destination, d.body, now_ms])?;
+    Ok(())
 }
 
 /// What [`Outbox::replay`] did with the ids it was given.

@@ -5,7 +5,8 @@
 //! steps for `serve`, which must tell systemd it is ready between them. It owns the order
 //! of starting and stopping: the store opens before the first request is taken, and on
 //! shutdown the server stops taking requests before the workers are told to finish.
-//! Signals, reloads and the admin listener are `serve`'s business.
+//! Beside them run the pruning of old event ids and tasks, and the sending of closed
+//! roll-ups. Signals, reloads and the admin listener are `serve`'s business.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::deliver::Deliverer;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, StoreError};
 use crate::server::{self, AppState};
-use crate::tasks;
+use crate::{rollup, tasks};
 
 /// How often seen event ids older than the dedup window, and tasks past their memory,
 /// are forgotten.
@@ -41,7 +42,8 @@ pub async fn run(
 pub struct Relay {
     config: watch::Receiver<Arc<Config>>,
     deliverer: Deliverer,
-    pruner: JoinHandle<()>,
+    /// Pruning and roll-ups: stopped with the server, since they only write to the store.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Relay {
@@ -54,10 +56,17 @@ impl Relay {
         let outbox = Outbox::open(&store_path)?;
         let deliverer = Deliverer::start(outbox, config.clone(), metrics).await;
         let pruner = tokio::spawn(prune_forever(deliverer.clone(), config.clone()));
+        let waker = deliverer.clone();
+        let rollups = tokio::spawn(rollup::run(
+            deliverer.outbox().clone(),
+            config.clone(),
+            deliverer.clock(),
+            move |destination| waker.wake(destination),
+        ));
         Ok(Relay {
             config,
             deliverer,
-            pruner,
+            background: vec![pruner, rollups],
         })
     }
 
@@ -72,7 +81,7 @@ impl Relay {
         let state = AppState::new(self.config.clone(), self.deliverer.clone());
         server::run(listener, state, shutdown).await;
 
-        self.pruner.abort();
+        self.background.iter().for_each(JoinHandle::abort);
         let grace = self.config.borrow().delivery.shutdown_grace;
         self.deliverer.shutdown(grace).await;
     }

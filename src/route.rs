@@ -2,12 +2,13 @@
 //!
 //! For every rule that fires and every destination it names, the template is rendered in
 //! the destination's markup and wrapped into the destination's exact HTTP body. `serve`
-//! stores and delivers what this produces; `render` prints it. Nothing here sends.
+//! stores and delivers what this produces; `render` prints it. Nothing here sends. Rules
+//! with a `group_window` do not render the event: they hold it for `rollup`.
+
+use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::event::Event;
-use serde_json::{Map, Value};
-
 use crate::render::{event_context, with_route, Markup, RenderFailure, Renderer};
 use crate::rules::TemplateChoice;
 use crate::tasks::Recall;
@@ -37,6 +38,19 @@ pub struct RouteError {
     pub failure: RenderFailure,
 }
 
+/// An event held for a rule's roll-up instead of sent on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// The rule that rolls it up.
+    pub rule: String,
+    /// Which of the rule's roll-ups it joins.
+    pub key: String,
+    /// How long that roll-up collects, from its first event.
+    pub window: std::time::Duration,
+    /// The event's template context, rendered when the roll-up goes out.
+    pub item: Value,
+}
+
 /// Everything one event produces.
 #[derive(Debug, Default)]
 pub struct Routed {
@@ -44,6 +58,8 @@ pub struct Routed {
     pub messages: Vec<Message>,
     /// Messages that failed to render; the others still go.
     pub failures: Vec<RouteError>,
+    /// Roll-ups the event joins.
+    pub held: Vec<Held>,
     /// Whether any rule fired.
     pub matched: bool,
     /// The names of the rules that fired, in order.
@@ -51,7 +67,8 @@ pub struct Routed {
 }
 
 /// Renders every message `event` leads to under `config`, given what the task memory
-/// held before it; a message that renders to nothing but whitespace is left out.
+/// held before it; a message that renders to nothing but whitespace is left out. Rules
+/// with a `group_window` hold the event for their roll-up instead.
 pub fn route(config: &Config, event: &Event, recall: &Recall) -> Routed {
     let rules = config
         .rules
@@ -67,25 +84,25 @@ pub fn route(config: &Config, event: &Event, recall: &Recall) -> Routed {
 
     let base = Base::new(config, event, recall);
     for rule in rules {
+        if let Some(group) = &rule.group {
+            routed.held.push(Held {
+                rule: rule.name.clone(),
+                key: group.key(event),
+                window: group.window,
+                item: Value::Object(base.context.clone()),
+            });
+            continue;
+        }
         let template = match &rule.template {
             TemplateChoice::Default => event.kind.default_template(),
             TemplateChoice::Named(name) => name,
         };
         for name in &rule.to {
-            let piece = Piece {
-                renderer: &config.renderer,
-                template,
-                rule: &rule.name,
-                destination: name,
-            };
-            match piece.render(config, &base) {
-                // Nothing to say is not a message: Slack refuses an empty `text` for good,
-                // and a template may use `{{#if}}` to stay silent for some events.
-                Ok(message) if message.text.trim().is_empty() => {
-                    tracing::debug!(rule = %rule.name, destination = %name,
-                        "message rendered empty; not sent");
-                }
-                Ok(message) => routed.messages.push(message),
+            let context = with_route(base.context.clone(), &rule.name, name);
+            let link = base.link.as_deref();
+            match message(config, &rule.name, name, template, &context, link) {
+                Ok(Some(message)) => routed.messages.push(message),
+                Ok(None) => {}
                 Err(failure) => routed.failures.push(failure),
             }
         }
@@ -104,13 +121,42 @@ pub fn render_one(
     rule: &str,
     destination: &str,
 ) -> Result<Message, RouteError> {
+    let base = Base::new(config, event, &Recall::default());
     let piece = Piece {
         renderer,
         template,
         rule,
         destination,
     };
-    piece.render(config, &Base::new(config, event, &Recall::default()))
+    let context = with_route(base.context, rule, destination);
+    piece.render(config, &context, base.link.as_deref())
+}
+
+/// Renders `template` with a complete `context` for `destination` and wraps it into its
+/// body; `None` for a message that renders to nothing but whitespace. Roll-ups and
+/// reminders use it too, so that every message is built the same way.
+pub fn message(
+    config: &Config,
+    rule: &str,
+    destination: &str,
+    template: &str,
+    context: &Value,
+    link: Option<&str>,
+) -> Result<Option<Message>, RouteError> {
+    let piece = Piece {
+        renderer: &config.renderer,
+        template,
+        rule,
+        destination,
+    };
+    let message = piece.render(config, context, link)?;
+    // Nothing to say is not a message: Slack refuses an empty `text` for good, and a
+    // template may use `{{#if}}` to stay silent for some events.
+    if message.text.trim().is_empty() {
+        tracing::debug!(rule, destination, "message rendered empty; not sent");
+        return Ok(None);
+    }
+    Ok(Some(message))
 }
 
 /// What every message of one event shares: its context and the page it is about.
@@ -141,20 +187,22 @@ struct Piece<'a> {
 }
 
 impl Piece<'_> {
-    /// `destination` must be in `config.targets`: validation checked every rule's `to`.
-    fn render(&self, config: &Config, base: &Base) -> Result<Message, RouteError> {
+    /// `destination` must be in `config.targets`: validation checked every `to`.
+    fn render(
+        &self,
+        config: &Config,
+        context: &Value,
+        link: Option<&str>,
+    ) -> Result<Message, RouteError> {
         let target = &config.targets[self.destination];
-        let context = with_route(base.context.clone(), self.rule, self.destination);
-        match self.renderer.render(self.template, target.markup, &context) {
+        match self.renderer.render(self.template, target.markup, context) {
             Ok(text) => {
                 let text = text.trim_end().to_owned();
                 let mentions = match target.markup {
                     Markup::Teams => config.people.teams_mentions(&text),
                     _ => Vec::new(),
                 };
-                let body = target
-                    .destination
-                    .body(&text, base.link.as_deref(), &mentions);
+                let body = target.destination.body(&text, link, &mentions);
                 Ok(Message {
                     rule: self.rule.to_owned(),
                     destination: self.destination.to_owned(),

@@ -90,6 +90,54 @@ pub struct Rule {
     pub template: TemplateChoice,
     /// Whether a match ends the evaluation for the event.
     pub stop: bool,
+    /// When set, matching events are collected and sent as one roll-up per window.
+    pub group: Option<Grouping>,
+}
+
+/// How a rule rolls matching events up into one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouping {
+    /// How long a roll-up collects events, from its first one.
+    pub window: std::time::Duration,
+    /// The event values that split events into separate roll-ups.
+    pub by: Vec<GroupField>,
+}
+
+/// An event value roll-ups can be split by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupField {
+    /// The project id.
+    Project,
+    /// The stage entered (none for events without one).
+    Stage,
+    /// The event type.
+    Event,
+}
+
+impl GroupField {
+    /// Every field, with the name `group_by` uses for it.
+    pub const ALL: [(GroupField, &'static str); 3] = [
+        (GroupField::Project, "project"),
+        (GroupField::Stage, "stage"),
+        (GroupField::Event, "event"),
+    ];
+
+    /// This field's value for `event`, empty when the event has none.
+    pub fn value(self, event: &Event) -> &str {
+        match self {
+            GroupField::Project => &event.project_id,
+            GroupField::Stage => event.stage.as_deref().unwrap_or_default(),
+            GroupField::Event => event.kind.as_str(),
+        }
+    }
+}
+
+impl Grouping {
+    /// The key of the roll-up `event` joins: its values of the `by` fields.
+    pub fn key(&self, event: &Event) -> String {
+        let values: Vec<&str> = self.by.iter().map(|field| field.value(event)).collect();
+        values.join("\u{1f}")
+    }
 }
 
 /// The condition that kept a rule from matching.
@@ -340,6 +388,7 @@ mod tests {
             to: vec!["console".into()],
             template: TemplateChoice::Default,
             stop: false,
+            group: None,
         }
     }
 

@@ -130,7 +130,7 @@ fn check_reports_each_mistake_with_its_place_and_key() {
             &[],
             "relay.toml:7:1: `rules[0].tempalte`: unknown field `tempalte`, expected one of \
              `name`, `events`, `projects`, `exclude_projects`, `stages`, `exclude_stages`, \
-             `from_stages`, `to`, `template`, `text`, `stop`",
+             `from_stages`, `to`, `template`, `text`, `stop`, `group_window`, `group_by`",
         ),
         (
             "unknown event name",
@@ -281,7 +281,7 @@ ap_url = "https://app.redbrickai.com"
     let expected = [
         "relay.toml:13:1: `rules[0].tempalte`: unknown field `tempalte`, expected one of \
          `name`, `events`, `projects`, `exclude_projects`, `stages`, `exclude_stages`, \
-         `from_stages`, `to`, `template`, `text`, `stop`",
+         `from_stages`, `to`, `template`, `text`, `stop`, `group_window`, `group_by`",
         "relay.toml:32:1: `redbrick.ap_url`: unknown field `ap_url`, expected `app_url`",
         "relay.toml:6:7: `destinations.chat.url`: environment variable `RELAY_TEST_UNSET_URL` \
          is not set",
@@ -720,5 +720,28 @@ fn check_refuses_a_misspelt_or_empty_from_stages_with_its_place() {
         lines[1],
         "error: relay.toml:11:15: `rules[1].from_stages`: list at least one stage pattern, \
          or leave `from_stages` out"
+    );
+}
+
+#[test]
+fn render_says_which_rules_hold_the_event_for_a_roll_up() {
+    let dir = ConfigDir::new();
+    dir.write(
+        "relay.toml",
+        &format!(
+            "{CONSOLE}[[rules]]\nname = \"bulk\"\ngroup_window = \"30s\"\nto = [\"console\"]\n"
+        ),
+    );
+
+    let args = ["render", "--event", "-"];
+    let event = std::fs::read(crate_dir().join("examples/task-entered-stage.json"))
+        .expect("the example event is shipped");
+    let run = run(relay(dir.path()).args(args), &event);
+
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "event 0: TASK_ENTERED_STAGE 5f0e6c1a-2b3c-4d5e-8f90-1a2b3c4d5e6f\n\
+         --- rule `bulk`: held for a roll-up sent 30s after its first event\n"
     );
 }

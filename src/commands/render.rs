@@ -120,6 +120,13 @@ fn print_event(
         );
         println!("{}", String::from_utf8_lossy(&message.body));
     }
+    for held in &routed.held {
+        let window = humantime::format_duration(held.window);
+        println!(
+            "--- rule `{}`: held for a roll-up sent {window} after its first event",
+            held.rule
+        );
+    }
     for failure in &routed.failures {
         eprintln!("error: {failure}");
     }

@@ -207,4 +207,8 @@ pub struct RawRule {
     /// Stop evaluating further rules when this one matches.
     #[serde(default)]
     pub stop: bool,
+    /// Collect matching events this long, then send them as one message.
+    pub group_window: Option<Text>,
+    /// Event values that split a rule's roll-ups: `project`, `stage`, `event`.
+    pub group_by: Option<Spanned<Vec<Text>>>,
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::raw::RawRule;
 use super::source::{Location, Problem, Source};
@@ -24,7 +24,7 @@ use crate::rules::{Rule, TemplateChoice};
 use crate::tasks::Recall;
 
 /// The shipped default templates, used when `templates_dir` has no file of that name.
-const DEFAULTS: [(&str, &str); 3] = [
+const DEFAULTS: [(&str, &str); 4] = [
     (
         "task-created",
         include_str!("../../templates/task-created.hbs"),
@@ -36,6 +36,10 @@ const DEFAULTS: [(&str, &str); 3] = [
     (
         "task-deleted",
         include_str!("../../templates/task-deleted.hbs"),
+    ),
+    (
+        crate::rollup::DEFAULT_TEMPLATE,
+        include_str!("../../templates/rollup.hbs"),
     ),
 ];
 
@@ -196,12 +200,14 @@ impl TemplateLoader {
                 .events
                 .clone()
                 .unwrap_or_else(|| EventKind::ALL.to_vec());
+            let grouped = rule.group.is_some();
             for kind in kinds {
                 let name = match &rule.template {
+                    TemplateChoice::Default if grouped => crate::rollup::DEFAULT_TEMPLATE,
                     TemplateChoice::Default => kind.default_template(),
                     TemplateChoice::Named(name) => name.as_str(),
                 };
-                if failed.contains(name) || !checked.insert((name.to_owned(), kind)) {
+                if failed.contains(name) || !checked.insert((name.to_owned(), kind, grouped)) {
                     continue;
                 }
                 let key = match (&rule.template, self.origins.get(name)) {
@@ -209,7 +215,7 @@ impl TemplateLoader {
                     (_, Some(Origin::Inline(_))) => format!("rules[{index}].text"),
                     _ => format!("rules[{index}].template"),
                 };
-                if let Err(problem) = self.try_sample(name, kind, &key, links) {
+                if let Err(problem) = self.try_sample(name, (kind, grouped), &key, links) {
                     problems.push(problem);
                     failed.insert(name.to_owned());
                 }
@@ -217,24 +223,29 @@ impl TemplateLoader {
         }
     }
 
+    /// Renders `name` for a sample event of `kind`, or for a roll-up of a dozen of them.
     fn try_sample(
         &self,
         name: &str,
-        kind: EventKind,
+        (kind, grouped): (EventKind, bool),
         key: &str,
         links: &Links,
     ) -> Result<(), Problem> {
         let sample = sample_event(kind);
         let recall = sample_recall(kind);
-        let context = with_route(
-            event_context(&sample, &recall, Some("Chest CT"), links),
-            "sample",
-            "x",
-        );
+        let item = event_context(&sample, &recall, Some("Chest CT"), links);
+        let (context, what) = if grouped {
+            let items = vec![Value::Object(item); crate::rollup::HEAD + 2];
+            let context = crate::rollup::context(&items, "sample", "x");
+            (context, format!("a sample roll-up of {kind} events"))
+        } else {
+            let context = with_route(item, "sample", "x");
+            (context, format!("a sample {kind} event"))
+        };
         for markup in Markup::ALL {
             if let Err(err) = self.renderer.render(name, markup, &context) {
                 let origin = self.origins.get(name).cloned().unwrap_or(Origin::Shipped);
-                let message = format!("fails on a sample {kind} event: {}", err.reason);
+                let message = format!("fails on {what}: {}", err.reason);
                 return Err(located(&origin, err.position, key, message, name));
             }
         }

@@ -462,3 +462,23 @@ fn people_values_are_checked_where_they_are_written() {
         ]
     );
 }
+
+#[test]
+fn group_settings_are_checked_where_they_are_written() {
+    let toml = "[destinations.console]\nkind = \"console\"\n\n\
+                [[rules]]\nname = \"a\"\nto = [\"console\"]\ngroup_by = [\"stage\"]\n\n\
+                [[rules]]\nname = \"b\"\nto = [\"console\"]\ngroup_window = \"30s\"\n\
+                group_by = [\"stage\", \"task\"]\n";
+
+    let found = described(&problems(toml));
+
+    assert_eq!(
+        found,
+        [
+            "relay.toml:7:12: `rules[0].group_by`: `group_by` needs `group_window`, such as \
+             `group_window = \"30s\"`",
+            "relay.toml:13:22: `rules[1].group_by[1]`: cannot group by `task`; use `project`, \
+             `stage` or `event`",
+        ]
+    );
+}

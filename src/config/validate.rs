@@ -22,7 +22,7 @@ use crate::destination::{Destination, Kind};
 use crate::event::EventKind;
 use crate::links::Links;
 use crate::render::Markup;
-use crate::rules::{Pattern, Rule, RuleSet, TemplateChoice};
+use crate::rules::{GroupField, Grouping, Pattern, Rule, RuleSet, TemplateChoice};
 
 const DEFAULT_APP_URL: &str = "https://app.redbrickai.com";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -487,6 +487,7 @@ fn one_rule(
         patterns(checker, list.get_ref(), &format!("{key}.from_stages"))
     });
     let to = destination_names(checker, raw, key, destinations);
+    let group = grouping(checker, raw, key);
     let template = loader.choose(&checker.source, raw, key, &mut checker.problems);
 
     if checker.problems.len() > problems_before {
@@ -503,6 +504,7 @@ fn one_rule(
         to,
         template: template.unwrap_or(TemplateChoice::Default),
         stop: raw.stop,
+        group,
     })
 }
 
@@ -515,6 +517,32 @@ fn patterns(checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<Pattern>
         }
     }
     list.iter().map(|p| Pattern::new(p.get_ref())).collect()
+}
+
+/// `group_window` and `group_by`; `group_by` alone is a mistake, not a silent no-op.
+fn grouping(checker: &mut Checker<'_>, raw: &RawRule, key: &str) -> Option<Grouping> {
+    let Some(window) = &raw.group_window else {
+        if let Some(by) = &raw.group_by {
+            let message = "`group_by` needs `group_window`, such as `group_window = \"30s\"`";
+            checker.problem(by.span(), format!("{key}.group_by"), message.to_owned());
+        }
+        return None;
+    };
+    let window = duration(checker, window, &format!("{key}.group_window"))?;
+    let mut by = Vec::new();
+    for (index, name) in raw.group_by.iter().flat_map(|b| b.get_ref()).enumerate() {
+        match GroupField::ALL.iter().find(|(_, n)| n == name.get_ref()) {
+            Some((field, _)) => by.push(*field),
+            None => {
+                let message = format!(
+                    "cannot group by `{}`; use `project`, `stage` or `event`",
+                    name.get_ref()
+                );
+                checker.problem(name.span(), format!("{key}.group_by[{index}]"), message);
+            }
+        }
+    }
+    Some(Grouping { window, by })
 }
 
 fn event_kinds(checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<EventKind> {

@@ -99,6 +99,13 @@ pub struct Summary {
     pub duplicates: usize,
     /// Messages committed for delivery.
     pub deliveries: usize,
+    /// Events held for a roll-up (sent later, together); left out when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub held: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// Serves until `shutdown` resolves, then lets requests in flight finish.

@@ -15,7 +15,8 @@ use crate::deliver::Deliverer;
 use crate::event::{Batch, Event};
 use crate::metrics::Metrics;
 use crate::outbox::{Acceptance, IncomingEvent, NewDelivery, StoreError};
-use crate::route::{route, Message};
+use crate::rollup;
+use crate::route::{route, Held, Message};
 use crate::tasks::{self, Recall};
 
 /// Renders the batch's messages, commits them to the outbox, then wakes their workers.
@@ -37,15 +38,19 @@ pub async fn dispatch(
     let recalls = tasks::recall(deliverer.outbox(), &batch.events)
         .await
         .map_err(store_unavailable)?;
-    let (outlines, incoming): (Vec<Outline<'_>>, Vec<IncomingEvent>) = batch
-        .events
-        .iter()
-        .zip(&recalls)
-        .map(|(event, recall)| prepare(config, metrics, event, recall))
-        .unzip();
+    let mut outlines = Vec::with_capacity(batch.events.len());
+    let mut incoming = Vec::with_capacity(batch.events.len());
+    let mut held = Vec::with_capacity(batch.events.len());
+    for (event, recall) in batch.events.iter().zip(&recalls) {
+        let (outline, delivering, holding) = prepare(config, metrics, event, recall);
+        outlines.push(outline);
+        incoming.push(delivering);
+        held.push(holding);
+    }
     let events = batch.events.clone();
     let remember = move |conn: &Connection, acceptance: &[Acceptance], now| {
-        tasks::record(conn, &events, acceptance, now)
+        tasks::record(conn, &events, acceptance, now)?;
+        rollup::hold(conn, &held, acceptance, now)
     };
     let acceptance = commit(deliverer, incoming, remember).await?;
     for (outline, accepted) in outlines.into_iter().zip(acceptance) {
@@ -103,6 +108,7 @@ fn store_unavailable(err: StoreError) -> ApiError {
 fn release(deliverer: &Deliverer, outline: Outline<'_>, summary: &mut Summary) {
     summary.matched += usize::from(!outline.rules.is_empty());
     summary.deliveries += outline.destinations.len();
+    summary.held += outline.held;
     let metrics = deliverer.metrics();
     for rule in &outline.rules {
         metrics.rule_matched(rule);
@@ -118,7 +124,7 @@ fn prepare<'a>(
     metrics: &Metrics,
     event: &'a Event,
     recall: &Recall,
-) -> (Outline<'a>, IncomingEvent) {
+) -> (Outline<'a>, IncomingEvent, Vec<Held>) {
     metrics.event_received(event.kind);
     let routed = route(config, event, recall);
     if !routed.matched {
@@ -133,6 +139,7 @@ fn prepare<'a>(
     let outline = Outline {
         event_id: event.id.as_str(),
         rules: routed.rules,
+        held: routed.held.len(),
         destinations: routed
             .messages
             .iter()
@@ -143,13 +150,14 @@ fn prepare<'a>(
         event_id: event.id.clone(),
         deliveries: routed.messages.into_iter().map(to_delivery).collect(),
     };
-    (outline, incoming)
+    (outline, incoming, routed.held)
 }
 
 /// What one event came to, kept until the commit says whether it was fresh.
 struct Outline<'a> {
     event_id: &'a str,
     rules: Vec<String>,
+    held: usize,
     destinations: Vec<String>,
 }
 
