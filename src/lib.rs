@@ -13,6 +13,7 @@
 //! - [`route`]: rules and templates applied to one event: ready-to-send messages.
 //! - [`outbox`]: the durable store: deliveries committed before RedBrick hears 200.
 //! - [`rollup`]: events of grouped rules held, then sent as one message per window.
+//! - [`reminders`]: messages about tasks waiting too long in a stage.
 //! - [`deliver`]: one worker per destination, sending in order.
 //! - [`destination`]: Slack, Teams and console bodies, and what their answers mean.
 //!
@@ -40,6 +41,7 @@ pub mod outbox;
 pub mod people;
 pub mod relay;
 pub mod reload;
+pub mod reminders;
 pub mod render;
 pub mod rollup;
 pub mod route;

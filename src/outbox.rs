@@ -9,8 +9,8 @@
 //! callers share one fsync. Reads and the blocking operator commands use side connections, which
 //! never wait behind that fsync and see each commit as soon as it is made.
 //!
-//! The same database file holds the relay's task memory and the events held for roll-ups;
-//! `tasks` and `rollup` own those tables and write them through [`Outbox::accept_with`], so
+//! The same database file holds the relay's task memory, the events held for roll-ups and
+//! the reminders owed; `tasks`, `rollup` and `reminders` own those tables and write them through [`Outbox::accept_with`], so
 //! they commit together with the deliveries.
 
 use std::fmt;
@@ -32,7 +32,12 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Step `n` brings a database from version `n` to `n + 1`. Steps only ever add tables and
 /// indexes, so a database written by an older build keeps everything it holds. The tasks
 /// table belongs to `tasks`, which reads and writes it through this store.
-const MIGRATIONS: [&str; 3] = [SCHEMA, crate::tasks::SCHEMA, crate::rollup::SCHEMA];
+const MIGRATIONS: [&str; 4] = [
+    SCHEMA,
+    crate::tasks::SCHEMA,
+    crate::rollup::SCHEMA,
+    crate::reminders::SCHEMA,
+];
 
 /// Long enough to ride out an operator command holding the write lock, short enough that a stuck
 /// lock surfaces as an error instead of a hang.

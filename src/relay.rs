@@ -6,7 +6,7 @@
 //! of starting and stopping: the store opens before the first request is taken, and on
 //! shutdown the server stops taking requests before the workers are told to finish.
 //! Beside them run the pruning of old event ids and tasks, and the sending of closed
-//! roll-ups. Signals, reloads and the admin listener are `serve`'s business.
+//! roll-ups and due reminders. Signals, reloads and the admin listener are `serve`'s business.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::deliver::Deliverer;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, StoreError};
 use crate::server::{self, AppState};
-use crate::{rollup, tasks};
+use crate::{reminders, rollup, tasks};
 
 /// How often seen event ids older than the dedup window, and tasks past their memory,
 /// are forgotten.
@@ -42,7 +42,7 @@ pub async fn run(
 pub struct Relay {
     config: watch::Receiver<Arc<Config>>,
     deliverer: Deliverer,
-    /// Pruning and roll-ups: stopped with the server, since they only write to the store.
+    /// Pruning, roll-ups and reminders: stopped with the server, since they only write to the store.
     background: Vec<JoinHandle<()>>,
 }
 
@@ -63,10 +63,17 @@ impl Relay {
             deliverer.clock(),
             move |destination| waker.wake(destination),
         ));
+        let waker = deliverer.clone();
+        let reminders = tokio::spawn(reminders::run(
+            deliverer.outbox().clone(),
+            config.clone(),
+            deliverer.clock(),
+            move |destination| waker.wake(destination),
+        ));
         Ok(Relay {
             config,
             deliverer,
-            background: vec![pruner, rollups],
+            background: vec![pruner, rollups, reminders],
         })
     }
 

@@ -233,3 +233,40 @@ async fn the_tasks_command_lists_name_stage_and_time_in_stage() {
         [header, row("CT_0042", "Review_1", "3 h 12 min")]
     );
 }
+
+#[tokio::test]
+async fn a_reminder_whose_wait_is_already_over_is_sent_end_to_end() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config(
+            r#"[[reminders]]
+name = "review-waiting"
+stages = ["Review_*"]
+after = "4h"
+to = ["chat"]
+"#,
+        )
+        .start()
+        .await;
+
+    let batch = envelope(vec![
+        ago(task_created("CT_0042"), 300),
+        ago(task_entered_stage("Review_1"), 250),
+    ]);
+    let reply = relay.post(&batch).await;
+
+    let texts = relay.fake("chat").wait_for_texts(1).await;
+    assert_eq!(
+        reply.body["deliveries"], 0,
+        "the reminder is not the webhook's message"
+    );
+    assert_eq!(
+        texts,
+        [format!(
+            "Task <{}|CT_0042> has waited 4 h 10 min in *Review_1* in <{}|Chest CT>",
+            task_url("Review_1"),
+            project_url()
+        )]
+    );
+    relay.assert_no_violations();
+}

@@ -10,6 +10,7 @@ mod ops;
 mod parse;
 mod people;
 mod raw;
+mod reminders;
 mod server;
 mod source;
 mod templates;
@@ -93,6 +94,8 @@ pub struct Config {
     pub tasks: TasksConfig,
     /// Chat identities by e-mail, for mentions.
     pub people: Arc<People>,
+    /// Reminders about tasks waiting too long, in file order.
+    pub reminders: Vec<crate::reminders::Reminder>,
     /// Things that work but are probably not what the user meant.
     pub warnings: Vec<Problem>,
 }

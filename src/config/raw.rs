@@ -52,6 +52,31 @@ pub struct RawConfig {
     /// Chat identities by RedBrick e-mail, for mentions.
     #[serde(default)]
     pub people: BTreeMap<String, Spanned<RawPerson>>,
+    /// Messages about tasks waiting too long in a stage.
+    #[serde(default)]
+    pub reminders: Vec<Spanned<RawReminder>>,
+}
+
+/// `[[reminders]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReminder {
+    /// Unique name.
+    pub name: Text,
+    /// Project ids or friendly names; all when omitted.
+    pub projects: Option<Vec<Text>>,
+    /// Stage patterns; all when omitted.
+    pub stages: Option<Vec<Text>>,
+    /// How long a task may wait before the reminder, for example `4h`.
+    pub after: Text,
+    /// Remind again this often while the task still waits.
+    pub repeat: Option<Text>,
+    /// Destination names.
+    pub to: Spanned<Vec<Text>>,
+    /// A template in `templates_dir`, without `.hbs`.
+    pub template: Option<Text>,
+    /// An inline template.
+    pub text: Option<Text>,
 }
 
 /// `[people."e-mail"]`.

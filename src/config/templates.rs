@@ -14,17 +14,18 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
 
-use super::raw::RawRule;
+use super::raw::Text;
 use super::source::{Location, Problem, Source};
 use crate::event::{Event, EventKind};
 use crate::links::Links;
 use crate::people::People;
+use crate::reminders::Reminder;
 use crate::render::{event_context, with_route, Markup, Renderer};
 use crate::rules::{Rule, TemplateChoice};
-use crate::tasks::Recall;
+use crate::tasks::{Recall, Task};
 
 /// The shipped default templates, used when `templates_dir` has no file of that name.
-const DEFAULTS: [(&str, &str); 4] = [
+const DEFAULTS: [(&str, &str); 5] = [
     (
         "task-created",
         include_str!("../../templates/task-created.hbs"),
@@ -40,6 +41,10 @@ const DEFAULTS: [(&str, &str); 4] = [
     (
         crate::rollup::DEFAULT_TEMPLATE,
         include_str!("../../templates/rollup.hbs"),
+    ),
+    (
+        crate::reminders::DEFAULT_TEMPLATE,
+        include_str!("../../templates/reminder.hbs"),
     ),
 ];
 
@@ -75,22 +80,23 @@ impl TemplateLoader {
         self.renderer
     }
 
-    /// Resolves a rule's `template` or `text`, compiling what it names.
+    /// Resolves the `template` or `text` of `owner` (such as "rule `x`"), compiling what it
+    /// names.
     pub(super) fn choose(
         &mut self,
         config: &Source<'_>,
-        rule: &RawRule,
+        (owner, template, text): (&str, &Option<Text>, &Option<Text>),
         key: &str,
         problems: &mut Vec<Problem>,
     ) -> Option<TemplateChoice> {
-        match (&rule.template, &rule.text) {
+        match (template, text) {
             (Some(template), Some(_)) => {
                 let message = "set `template` or `text`, not both".to_owned();
                 problems.push(config.problem(template.span(), key, message));
                 None
             }
             (None, Some(text)) => {
-                let name = format!("(inline text of rule `{}`)", rule.name.get_ref());
+                let name = format!("(inline text of {owner})");
                 let origin = Origin::Inline(config.locate(text.span().start));
                 self.compile(
                     &name,
@@ -223,6 +229,40 @@ impl TemplateLoader {
         }
     }
 
+    /// Renders every reminder's template for a sample waiting task, for every markup.
+    pub(super) fn check_reminder_samples(
+        &self,
+        reminders: &[(usize, Reminder)],
+        problems: &mut Vec<Problem>,
+        links: &Links,
+    ) {
+        for (index, reminder) in reminders {
+            let name = match &reminder.template {
+                TemplateChoice::Default => crate::reminders::DEFAULT_TEMPLATE,
+                TemplateChoice::Named(name) => name.as_str(),
+            };
+            let key = match (&reminder.template, self.origins.get(name)) {
+                (TemplateChoice::Default, _) => format!("reminders[{index}]"),
+                (_, Some(Origin::Inline(_))) => format!("reminders[{index}].text"),
+                _ => format!("reminders[{index}].template"),
+            };
+            let task = sample_task();
+            let hour = 3_600_000;
+            let now = task.entered_at.unwrap_or_default() + 4 * hour + 10 * 60_000;
+            let base =
+                crate::reminders::context(&reminder.name, &task, Some("Chest CT"), links, now);
+            let context = with_route(base, &reminder.name, "x");
+            for markup in Markup::ALL {
+                if let Err(err) = self.renderer.render(name, markup, &context) {
+                    let origin = self.origins.get(name).cloned().unwrap_or(Origin::Shipped);
+                    let message = format!("fails on a sample waiting task: {}", err.reason);
+                    problems.push(located(&origin, err.position, &key, message, name));
+                    break;
+                }
+            }
+        }
+    }
+
     /// Renders `name` for a sample event of `kind`, or for a roll-up of a dozen of them.
     fn try_sample(
         &self,
@@ -279,6 +319,25 @@ pub fn sample_event(kind: EventKind) -> Event {
         task_name,
         stage,
         updated_by: Some("annotator@example.com".into()),
+    }
+}
+
+/// A task as the memory holds it, waiting in `Review_1`, for trying reminders out.
+fn sample_task() -> Task {
+    let event = sample_event(EventKind::TaskEnteredStage);
+    let entered = event.time.timestamp_millis();
+    Task {
+        task_id: event.task_id,
+        org_id: event.org_id,
+        project_id: event.project_id,
+        name: Some("CT_chest_0001.nii.gz".into()),
+        stage: event.stage,
+        previous_stage: Some("Label".into()),
+        entered_at: Some(entered),
+        moved_by: event.updated_by,
+        deleted: false,
+        last_event_at: entered,
+        heard_at: entered,
     }
 }
 

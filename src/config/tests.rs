@@ -482,3 +482,40 @@ fn group_settings_are_checked_where_they_are_written() {
         ]
     );
 }
+
+#[test]
+fn reminder_mistakes_are_named_with_their_keys() {
+    let toml = "[destinations.console]\nkind = \"console\"\n\n\
+                [[reminders]]\nname = \"waiting\"\nafter = \"soon\"\nto = [\"consol\"]\n\n\
+                [[reminders]]\nname = \"waiting\"\nafter = \"4h\"\nrepeat = \"0s\"\n\
+                to = [\"console\"]\ntext = \"{{task_nmae}}\"\n";
+
+    let found = described(&problems(toml));
+
+    assert_eq!(
+        found,
+        [
+            "relay.toml:6:9: `reminders[0].after`: `soon` is not a duration such as `10s` or `5m`",
+            "relay.toml:7:7: `reminders[0].to[0]`: unknown destination `consol` (defined: console)",
+            "relay.toml:10:8: `reminders[1].name`: reminder name `waiting` is used twice",
+            "relay.toml:12:10: `reminders[1].repeat`: `0s` is not a duration such as `10s` or `5m`",
+        ]
+    );
+}
+
+#[test]
+fn a_reminder_template_is_tried_on_a_sample_waiting_task() {
+    let toml = "[destinations.console]\nkind = \"console\"\n\n\
+                [[reminders]]\nname = \"waiting\"\nafter = \"4h\"\nto = [\"console\"]\n\
+                text = \"{{waited}} {{task_nmae}}\"\n";
+
+    let found = described(&problems(toml));
+
+    assert_eq!(
+        found,
+        [
+            "relay.toml:8:8: `reminders[0].text`: fails on a sample waiting task: no variable \
+          `task_nmae` (template line 1, column 12)"
+        ]
+    );
+}

@@ -145,7 +145,9 @@ pub(super) fn validate(
     let people = Arc::new(super::people::check(&mut checker, &raw.people));
     let mut loader = TemplateLoader::new(&templates_dir, people.clone());
     let rules = rules(&mut checker, &raw, &targets, &mut loader);
+    let reminders = super::reminders::check(&mut checker, &raw, &targets, &mut loader);
     loader.check_samples(&rules, &mut checker.problems, &Links::new(&app_url));
+    loader.check_reminder_samples(&reminders, &mut checker.problems, &Links::new(&app_url));
     let rules: Vec<Rule> = rules.into_iter().map(|(_, rule)| rule).collect();
     warn_unused(&mut checker, &raw, &rules);
     let (retry, delivery) = delivery(&mut checker, &raw, base);
@@ -176,6 +178,7 @@ pub(super) fn validate(
         admin,
         log,
         people,
+        reminders: reminders.into_iter().map(|(_, r)| r).collect(),
         tasks: TasksConfig {
             forget_after: forget_after.expect("forget_after is valid when no problem was found"),
         },
@@ -488,7 +491,9 @@ fn one_rule(
     });
     let to = destination_names(checker, raw, key, destinations);
     let group = grouping(checker, raw, key);
-    let template = loader.choose(&checker.source, raw, key, &mut checker.problems);
+    let owner = format!("rule `{}`", raw.name.get_ref());
+    let choice = (owner.as_str(), &raw.template, &raw.text);
+    let template = loader.choose(&checker.source, choice, key, &mut checker.problems);
 
     if checker.problems.len() > problems_before {
         return None;
@@ -608,13 +613,13 @@ fn destination_names(
 }
 
 /// Turns the ids and friendly names users write into project ids.
-struct ProjectResolver {
+pub(super) struct ProjectResolver {
     by_name: HashMap<String, String>,
     ids: HashSet<String>,
 }
 
 impl ProjectResolver {
-    fn new(projects: &BTreeMap<String, Text>) -> ProjectResolver {
+    pub(super) fn new(projects: &BTreeMap<String, Text>) -> ProjectResolver {
         ProjectResolver {
             by_name: projects
                 .iter()
@@ -624,7 +629,12 @@ impl ProjectResolver {
         }
     }
 
-    fn resolve_all(&self, checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<String> {
+    pub(super) fn resolve_all(
+        &self,
+        checker: &mut Checker<'_>,
+        list: &[Text],
+        key: &str,
+    ) -> Vec<String> {
         let mut ids = Vec::new();
         for (index, value) in list.iter().enumerate() {
             match self.resolve(value.get_ref()) {
@@ -661,9 +671,11 @@ pub(super) fn looks_like_id(value: &str) -> bool {
 }
 
 fn warn_unused(checker: &mut Checker<'_>, raw: &RawConfig, rules: &[Rule]) {
+    let reminders = raw.reminders.iter().flat_map(|r| r.get_ref().to.get_ref());
     let used: HashSet<&str> = rules
         .iter()
         .flat_map(|r| r.to.iter().map(String::as_str))
+        .chain(reminders.map(|name| name.get_ref().as_str()))
         .collect();
     for (name, destination) in &raw.destinations {
         if !used.contains(name.as_str()) {

@@ -15,9 +15,9 @@ use crate::deliver::Deliverer;
 use crate::event::{Batch, Event};
 use crate::metrics::Metrics;
 use crate::outbox::{Acceptance, IncomingEvent, NewDelivery, StoreError};
-use crate::rollup;
 use crate::route::{route, Held, Message};
 use crate::tasks::{self, Recall};
+use crate::{reminders, rollup};
 
 /// Renders the batch's messages, commits them to the outbox, then wakes their workers.
 /// Returns only once the commit is durable: from then on the relay alone answers for them.
@@ -48,8 +48,10 @@ pub async fn dispatch(
         held.push(holding);
     }
     let events = batch.events.clone();
+    let watching = config.reminders.clone();
     let remember = move |conn: &Connection, acceptance: &[Acceptance], now| {
         tasks::record(conn, &events, acceptance, now)?;
+        reminders::schedule(conn, &watching, &events, acceptance)?;
         rollup::hold(conn, &held, acceptance, now)
     };
     let acceptance = commit(deliverer, incoming, remember).await?;

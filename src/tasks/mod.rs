@@ -177,6 +177,11 @@ pub fn record(
     Ok(())
 }
 
+/// The task with id `task_id`, if remembered, read in the caller's transaction.
+pub fn remembered(conn: &Connection, task_id: &str) -> rusqlite::Result<Option<Task>> {
+    store::load(conn, task_id)
+}
+
 /// Forgets deleted tasks past [`DELETED_GRACE`] and tasks not heard of for `silence`.
 /// Returns how many were forgotten.
 pub async fn forget(outbox: &Outbox, silence: Duration, now: i64) -> Result<usize, StoreError> {
