@@ -10,8 +10,8 @@
 //! never wait behind that fsync and see each commit as soon as it is made.
 //!
 //! The same database file holds the relay's task memory, the events held for roll-ups and
-//! the reminders owed; `tasks`, `rollup` and `reminders` own those tables and write them through [`Outbox::accept_with`], so
-//! they commit together with the deliveries.
+//! the reminders owed; `tasks`, `rollup` and `reminders` own those tables and write them
+//! through [`Outbox::accept_with`], so they commit together with the deliveries.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

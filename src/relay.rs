@@ -42,7 +42,8 @@ pub async fn run(
 pub struct Relay {
     config: watch::Receiver<Arc<Config>>,
     deliverer: Deliverer,
-    /// Pruning, roll-ups and reminders: stopped with the server, since they only write to the store.
+    /// Pruning, roll-ups and reminders: stopped with the server, since they only write
+    /// to the store.
     background: Vec<JoinHandle<()>>,
 }
 

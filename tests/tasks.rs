@@ -105,7 +105,8 @@ async fn teams_shows_the_remembered_name_and_previous_stage() {
     assert_eq!(
         texts[2],
         format!(
-            r"Task [CT\_0042]({}) entered **Review\_1** in [Chest CT]({}), after 45 min in Label (moved by {USER})",
+            "Task [CT\\_0042]({}) entered **Review\\_1** in [Chest CT]({}), after 45 min in \
+             Label (moved by {USER})",
             task_url("Review_1"),
             project_url()
         )
