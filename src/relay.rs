@@ -71,6 +71,9 @@ impl Relay {
             deliverer.clock(),
             move |destination| waker.wake(destination),
         ));
+        // TODO(#7): digests (`[[digests]]` at a time of day in an IANA zone, counting from
+        // the tasks table) would start here beside reminders; quiet hours would hold a
+        // destination's sends in its delivery worker and release them as one roll-up.
         Ok(Relay {
             config,
             deliverer,
