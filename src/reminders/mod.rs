@@ -21,7 +21,7 @@ pub use store::{Due, SCHEMA};
 use crate::config::Config;
 use crate::deliver::Clock;
 use crate::event::{Event, EventKind};
-use crate::links::Links;
+use crate::links::{Links, MAX_LINK_CHARS};
 use crate::outbox::{insert_delivery, Acceptance, NewDelivery, Outbox, StoreError};
 use crate::render::with_route;
 use crate::route::message;
@@ -124,6 +124,8 @@ pub fn context(
     let stage = task.stage.as_deref().unwrap_or_default();
     let (org, project_id) = (&task.org_id, &task.project_id);
     let waited = task.entered_at.map(|at| human(since(at, now)));
+    // As for events: a link too long to send is left out, and `{{link}}` shows its label.
+    let bounded = |url: String| (url.len() <= MAX_LINK_CHARS).then_some(url);
     let context = json!({
         "reminder": reminder,
         "rule": reminder,
@@ -133,8 +135,8 @@ pub fn context(
         "org_id": org,
         "project_id": project_id,
         "project": project.unwrap_or(project_id),
-        "project_url": links.project(org, project_id),
-        "task_url": links.task(org, project_id, stage, &task.task_id),
+        "project_url": bounded(links.project(org, project_id)),
+        "task_url": bounded(links.task(org, project_id, stage, &task.task_id)),
         "updated_by": task.moved_by,
         "waited": waited,
         "destination": Value::Null,

@@ -202,3 +202,27 @@ fn the_next_deadline_keeps_the_beat() {
     assert_eq!(next_due(1_000, every, 1_000), 61_000);
     assert_eq!(next_due(1_000, every, 150_000), 181_000);
 }
+
+#[test]
+fn a_link_too_long_to_send_is_left_out_of_the_context() {
+    let task = Task {
+        task_id: "t".repeat(3_000),
+        org_id: "o".into(),
+        project_id: PROJECT.into(),
+        name: None,
+        stage: Some("Review_1".into()),
+        previous_stage: None,
+        entered_at: Some(0),
+        moved_by: None,
+        deleted: false,
+        last_event_at: 0,
+        heard_at: 0,
+    };
+    let links = Links::new("https://app.redbrickai.com");
+
+    let context = context("r", &task, None, &links, 60_000);
+
+    assert_eq!(context["task_url"], Value::Null);
+    assert!(context["project_url"].is_string());
+    assert_eq!(context["waited"], "1 min");
+}
