@@ -1,12 +1,13 @@
 # Shared by bench/run.sh, bench/drain.sh and bench/startup.sh; sourced, not run.
 #
 # Environment (defaults):
-#   HARNESS=<repo>/../shared/bench   the shared load harness (may be read-only)
+#   HARNESS=<repo>/bench/harness   the load harness: sink, payloads, wrk script, report
+#                                    (another copy of it may be named here, read-only or not)
 #   WORK=${TMPDIR:-/tmp}/redbrick-relay-bench   writable scratch: harness copy, stores, logs
 #   RELAY_PORT=8080  SINK_PORT=18080
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-HARNESS="${HARNESS:-$ROOT/../shared/bench}"
+HARNESS="${HARNESS:-$ROOT/bench/harness}"
 WORK="${WORK:-${TMPDIR:-/tmp}/redbrick-relay-bench}"
 RELAY_PORT="${RELAY_PORT:-8080}"
 export SINK_PORT="${SINK_PORT:-18080}"
@@ -25,19 +26,24 @@ build_relay() {
     (cd "$ROOT" && cargo build --release --locked --quiet)
 }
 
-# Copies the harness to $H (it may be read-only where it is) and builds its sink once.
+# Copies the harness to $H, so that its build, payloads and results never land in the
+# source tree (or a read-only copy), generates its payloads and builds its sink once.
 # Our load/bodies.lua replaces the harness's: the same bodies with fresh event ids.
 prepare_harness() {
-    [ -x "$HARNESS/run.sh" ] || { echo "no harness at $HARNESS (set HARNESS)" >&2; exit 1; }
+    if [ ! -x "$HARNESS/run.sh" ] || [ ! -f "$HARNESS/payloads/gen_payloads.py" ]; then
+        echo "no load harness at \`$HARNESS\` (run.sh, payloads/, sink/): set HARNESS" >&2
+        exit 1
+    fi
     mkdir -p "$WORK"
-    if [ ! -d "$H" ] || ! diff -rq -x target -x results -x bodies.lua "$HARNESS" "$H" >/dev/null; then
+    if [ ! -d "$H" ] || ! diff -rq -x target -x results -x bodies.lua -x bodies.jsonl \
+        "$HARNESS" "$H" >/dev/null; then
         rm -rf "$H"
         cp -r "$HARNESS" "$H"
         chmod -R u+w "$H"
     fi
     cp "$ROOT/bench/load/unique_ids.lua" "$H/load/bodies.lua"
-    if ! cmp -s "$HARNESS/payloads/rules.json" "$ROOT/bench/payloads/rules.json"; then
-        echo "warning: bench/payloads/rules.json differs from the harness's; copy it again" >&2
+    if [ ! -s "$H/payloads/bodies.jsonl" ]; then
+        python3 "$H/payloads/gen_payloads.py" >/dev/null
     fi
     if [ ! -x "$SINK_BIN" ]; then
         echo "building the sink..." >&2
@@ -55,7 +61,7 @@ check_port_free() {
 # make_config STORE [make_config.py options...] > relay.toml
 make_config() {
     local store="$1"; shift
-    python3 "$ROOT/bench/make_config.py" --store "$store" \
+    python3 "$ROOT/bench/make_config.py" --store "$store" --rules-json "$H/payloads/rules.json" \
         --listen "127.0.0.1:$RELAY_PORT" --path /webhook --sink "$SINK_URL" "$@"
 }
 

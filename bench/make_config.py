@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a relay.toml that configures redbrick-relay exactly like the shared workload.
 
-The workload (payloads/rules.json, a copy of the shared harness's file) has 10 rules and
+The workload (bench/harness/payloads/rules.json) has 10 rules and
 one Slack-shaped template per event type. Each rule becomes a `[[rules]]` entry with its
 events, stage and projects, sending to its own `slack` destination at SINK + target, with
 the template's inner text as inline `text` (the relay builds the `{"text": ...}` JSON
@@ -46,7 +46,8 @@ KINDS = ["TASK_ENTERED_STAGE"] * 7 + ["TASK_CREATED"] * 3 + ["TASK_DELETED"] * 2
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rules-json", default=os.path.join(HERE, "payloads", "rules.json"))
+    default_rules = os.path.join(HERE, "harness", "payloads", "rules.json")
+    parser.add_argument("--rules-json", default=default_rules)
     parser.add_argument("--store", required=True, help="the outbox database file")
     parser.add_argument("--listen", default="127.0.0.1:8080")
     parser.add_argument("--path", default="/webhook")

@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [RUNS]        RUNS (default 3) pairs of runs, alternating relay / sink
 #
-# Builds the relay in release, copies the shared harness to $WORK (see bench/lib.sh),
+# Builds the relay in release, copies the harness (bench/harness) to $WORK,
 # then RUNS times: starts the relay on a fresh outbox with the workload's config
 # (bench/make_config.py), runs the harness's `run.sh $RELAY_URL redbrick-relay`
 # (which starts its own sink on 127.0.0.1:18080), stops the relay and checks its outbox

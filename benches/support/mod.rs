@@ -1,5 +1,5 @@
 //! What the benchmarks share: events and bodies shaped like the shared load workload
-//! (`../shared/bench/payloads`), and criterion settings that keep `cargo bench` short.
+//! (`bench/harness/payloads`), and criterion settings that keep `cargo bench` short.
 //!
 //! Each bench binary includes this module and uses part of it.
 #![allow(dead_code)] // each bench binary uses a different part of this module
