@@ -92,7 +92,7 @@ pub(super) fn store_path_only(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<PathBuf, Vec<Problem>> {
-    let source = Source { path, text };
+    let source = Source::new(path, text);
     match super::parse::parse(&source) {
         (Some(raw), problems) if problems.is_empty() => Ok(store_path(
             &raw,
@@ -108,7 +108,7 @@ pub(super) fn project_names_only(
     path: &Path,
     text: &str,
 ) -> Result<HashMap<String, String>, Vec<Problem>> {
-    match super::parse::parse(&Source { path, text }) {
+    match super::parse::parse(&Source::new(path, text)) {
         (Some(raw), problems) if problems.is_empty() => Ok(raw
             .projects
             .into_iter()
@@ -124,7 +124,7 @@ pub(super) fn validate(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<Problem>> {
-    let source = Source { path, text };
+    let source = Source::new(path, text);
     let (raw, problems) = super::parse::parse(&source);
     let Some(raw) = raw else {
         return Err(problems);
