@@ -13,7 +13,7 @@ use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, SecondsFormat, Utc};
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
-    RenderErrorReason, TemplateError,
+    RenderErrorReason, Template, TemplateError,
 };
 use serde_json::{json, Map, Value};
 
@@ -164,9 +164,14 @@ impl Renderer {
     }
 
     /// Compiles `source` under `name` for every markup.
+    ///
+    /// Parsing is most of the cost of loading a config with many rules, and the markups
+    /// differ only in their escaping and helpers, which apply when rendering: the template
+    /// is parsed once and each registry gets a copy.
     pub fn add(&mut self, name: &str, source: &str) -> Result<(), CompileError> {
+        let template = Template::compile_with_name(source, name.to_owned())?;
         for registry in self.registries.values_mut() {
-            registry.register_template_string(name, source)?;
+            registry.register_template(name, template.clone());
         }
         Ok(())
     }
