@@ -100,7 +100,7 @@ pub fn route(config: &Config, event: &Event, recall: &Recall) -> Routed {
         for name in &rule.to {
             let context = with_route(base.context.clone(), &rule.name, name);
             let link = base.link.as_deref();
-            match message(config, &rule.name, name, template, &context, link) {
+            match message(config, &rule.name, name, template, context, link) {
                 Ok(Some(message)) => routed.messages.push(message),
                 Ok(None) => {}
                 Err(failure) => routed.failures.push(failure),
@@ -129,7 +129,7 @@ pub fn render_one(
         destination,
     };
     let context = with_route(base.context, rule, destination);
-    piece.render(config, &context, base.link.as_deref())
+    piece.render(config, context, base.link.as_deref())
 }
 
 /// Renders `template` with a complete `context` for `destination` and wraps it into its
@@ -140,7 +140,7 @@ pub fn message(
     rule: &str,
     destination: &str,
     template: &str,
-    context: &Value,
+    context: Value,
     link: Option<&str>,
 ) -> Result<Option<Message>, RouteError> {
     let piece = Piece {
@@ -191,11 +191,14 @@ impl Piece<'_> {
     fn render(
         &self,
         config: &Config,
-        context: &Value,
+        context: Value,
         link: Option<&str>,
     ) -> Result<Message, RouteError> {
         let target = &config.targets[self.destination];
-        match self.renderer.render(self.template, target.markup, context) {
+        match self
+            .renderer
+            .render_owned(self.template, target.markup, context)
+        {
             Ok(text) => {
                 let text = text.trim_end().to_owned();
                 let mentions = match target.markup {

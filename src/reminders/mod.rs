@@ -241,7 +241,7 @@ fn render(config: &Config, reminder: &Reminder, task: &Task, now: i64) -> Vec<Ne
             &reminder.name,
             destination,
             template,
-            &context,
+            context,
             link.as_deref(),
         ) {
             Ok(Some(m)) => deliveries.push(NewDelivery {

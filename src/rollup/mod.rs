@@ -137,8 +137,18 @@ fn render(config: &Config, group: &Closed) -> Vec<NewDelivery> {
     let mut deliveries = Vec::new();
     for destination in &rule.to {
         let context = context(&group.items, &rule.name, destination);
-        let link = context.get("project_url").and_then(Value::as_str);
-        match message(config, &rule.name, destination, template, &context, link) {
+        let link = context
+            .get("project_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        match message(
+            config,
+            &rule.name,
+            destination,
+            template,
+            context,
+            link.as_deref(),
+        ) {
             Ok(Some(m)) => deliveries.push(NewDelivery {
                 rule: m.rule,
                 destination: m.destination,
