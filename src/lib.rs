@@ -14,6 +14,7 @@
 //! - [`outbox`]: the durable store: deliveries committed before RedBrick hears 200.
 //! - [`rollup`]: events of grouped rules held, then sent as one message per window.
 //! - [`reminders`]: messages about tasks waiting too long in a stage.
+//! - [`digests`]: scheduled summaries of where tasks wait and what changed.
 //! - [`deliver`]: one worker per destination, sending in order.
 //! - [`destination`]: Slack, Teams and console bodies, and what their answers mean.
 //!
@@ -33,6 +34,7 @@ pub mod commands;
 pub mod config;
 pub mod deliver;
 pub mod destination;
+pub mod digests;
 pub mod event;
 pub mod links;
 pub mod logging;

@@ -33,11 +33,12 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Step `n` brings a database from version `n` to `n + 1`. Steps only ever add tables and
 /// indexes, so a database written by an older build keeps everything it holds. The tasks
 /// table belongs to `tasks`, which reads and writes it through this store.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     SCHEMA,
     crate::tasks::SCHEMA,
     crate::rollup::SCHEMA,
     crate::reminders::SCHEMA,
+    crate::digests::SCHEMA,
 ];
 
 /// Long enough to ride out an operator command holding the write lock, short enough that a stuck

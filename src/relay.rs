@@ -6,7 +6,8 @@
 //! of starting and stopping: the store opens before the first request is taken, and on
 //! shutdown the server stops taking requests before the workers are told to finish.
 //! Beside them run the pruning of old event ids and tasks, and the sending of closed
-//! roll-ups and due reminders. Signals, reloads and the admin listener are `serve`'s business.
+//! roll-ups, due reminders and digests. Signals, reloads and the admin listener are
+//! `serve`'s business.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use crate::deliver::Deliverer;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, StoreError};
 use crate::server::{self, AppState};
-use crate::{reminders, rollup, tasks};
+use crate::{digests, reminders, rollup, tasks};
 
 /// How often seen event ids older than the dedup window, and tasks past their memory,
 /// are forgotten.
@@ -42,7 +43,7 @@ pub async fn run(
 pub struct Relay {
     config: watch::Receiver<Arc<Config>>,
     deliverer: Deliverer,
-    /// Pruning, roll-ups and reminders: stopped with the server, since they only write
+    /// Pruning, roll-ups, reminders and digests: stopped with the server, since they only write
     /// to the store.
     background: Vec<JoinHandle<()>>,
 }
@@ -71,13 +72,19 @@ impl Relay {
             deliverer.clock(),
             move |destination| waker.wake(destination),
         ));
-        // TODO(#7): digests (`[[digests]]` at a time of day in an IANA zone, counting from
-        // the tasks table) would start here beside reminders; quiet hours would hold a
-        // destination's sends in its delivery worker and release them as one roll-up.
+        let waker = deliverer.clone();
+        let digests = tokio::spawn(digests::run(
+            deliverer.outbox().clone(),
+            config.clone(),
+            deliverer.clock(),
+            move |destination| waker.wake(destination),
+        ));
+        // TODO(#7): quiet hours would hold a destination's sends in its delivery worker and
+        // release them as one roll-up when the quiet time ends.
         Ok(Relay {
             config,
             deliverer,
-            background: vec![pruner, rollups, reminders],
+            background: vec![pruner, rollups, reminders, digests],
         })
     }
 
@@ -116,6 +123,11 @@ async fn prune_forever(deliverer: Deliverer, config: watch::Receiver<Arc<Config>
             Ok(0) => {}
             Ok(forgotten) => tracing::info!(forgotten, "forgot deleted and silent tasks"),
             Err(err) => tracing::error!(error = %err, "cannot prune the task memory"),
+        }
+        match digests::forget(deliverer.outbox(), now).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, "forgot task changes no digest counts"),
+            Err(err) => tracing::error!(error = %err, "cannot prune the task changes"),
         }
         tokio::time::sleep(PRUNE_INTERVAL).await;
     }

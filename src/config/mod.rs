@@ -6,6 +6,7 @@
 //! key. A config that loads is one the relay fully understands; there is no half state.
 //! Reloading is loading again and swapping the result in.
 
+mod digests;
 mod ops;
 mod parse;
 mod people;
@@ -96,6 +97,8 @@ pub struct Config {
     pub people: Arc<People>,
     /// Reminders about tasks waiting too long, in file order.
     pub reminders: Vec<crate::reminders::Reminder>,
+    /// Scheduled summaries, in file order.
+    pub digests: Vec<crate::digests::Digest>,
     /// Things that work but are probably not what the user meant.
     pub warnings: Vec<Problem>,
 }

@@ -55,6 +55,33 @@ pub struct RawConfig {
     /// Messages about tasks waiting too long in a stage.
     #[serde(default)]
     pub reminders: Vec<Spanned<RawReminder>>,
+    /// Scheduled summaries of where tasks wait.
+    #[serde(default)]
+    pub digests: Vec<Spanned<RawDigest>>,
+}
+
+/// `[[digests]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDigest {
+    /// Unique name.
+    pub name: Text,
+    /// Local time of day, `HH:MM`.
+    pub at: Text,
+    /// Weekdays, such as `mon-fri` or `mon,wed,fri`; every day when omitted.
+    pub days: Option<Text>,
+    /// IANA time zone, such as `Europe/Paris`; UTC when omitted.
+    pub timezone: Option<Text>,
+    /// Project ids or friendly names; all when omitted.
+    pub projects: Option<Vec<Text>>,
+    /// Destination names.
+    pub to: Spanned<Vec<Text>>,
+    /// A template in `templates_dir`, without `.hbs`.
+    pub template: Option<Text>,
+    /// An inline template.
+    pub text: Option<Text>,
+    /// Leave a digest with nothing to say unsent.
+    pub skip_empty: Option<bool>,
 }
 
 /// `[[reminders]]`.

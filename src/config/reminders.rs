@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::raw::{RawConfig, RawReminder};
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawReminder, Text};
 use super::templates::TemplateLoader;
 use super::validate::{duration, Checker, ProjectResolver};
 use super::Target;
@@ -54,7 +56,7 @@ fn one(
         .stages
         .as_ref()
         .map(|list| list.iter().map(|p| Pattern::new(p.get_ref())).collect());
-    let to = destinations(checker, raw, key, targets);
+    let to = destinations(checker, &raw.to, key, "a reminder", targets);
     let owner = format!("reminder `{}`", raw.name.get_ref());
     let choice = (owner.as_str(), &raw.template, &raw.text);
     let template = loader.choose(&checker.source, choice, key, &mut checker.problems);
@@ -73,18 +75,21 @@ fn one(
     })
 }
 
-fn destinations(
+/// The destinations of `to`, each of which must be defined; `what` (such as "a
+/// reminder") names the entry in the error when there are none.
+pub(super) fn destinations(
     checker: &mut Checker<'_>,
-    raw: &RawReminder,
+    to: &Spanned<Vec<Text>>,
     key: &str,
+    what: &str,
     targets: &BTreeMap<String, Target>,
 ) -> Vec<String> {
-    if raw.to.get_ref().is_empty() {
-        let message = "a reminder needs at least one destination".to_owned();
-        checker.problem(raw.to.span(), format!("{key}.to"), message);
+    if to.get_ref().is_empty() {
+        let message = format!("{what} needs at least one destination");
+        checker.problem(to.span(), format!("{key}.to"), message);
     }
     let mut names = Vec::new();
-    for (index, name) in raw.to.get_ref().iter().enumerate() {
+    for (index, name) in to.get_ref().iter().enumerate() {
         if targets.contains_key(name.get_ref()) {
             names.push(name.get_ref().clone());
         } else {

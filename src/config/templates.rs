@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::raw::Text;
 use super::source::{Location, Problem, Source};
+use crate::digests::Digest;
 use crate::event::{Event, EventKind};
 use crate::links::Links;
 use crate::people::People;
@@ -25,7 +26,7 @@ use crate::rules::{Rule, TemplateChoice};
 use crate::tasks::{Recall, Task};
 
 /// The shipped default templates, used when `templates_dir` has no file of that name.
-const DEFAULTS: [(&str, &str); 5] = [
+const DEFAULTS: [(&str, &str); 6] = [
     (
         "task-created",
         include_str!("../../templates/task-created.hbs"),
@@ -45,6 +46,10 @@ const DEFAULTS: [(&str, &str); 5] = [
     (
         crate::reminders::DEFAULT_TEMPLATE,
         include_str!("../../templates/reminder.hbs"),
+    ),
+    (
+        crate::digests::DEFAULT_TEMPLATE,
+        include_str!("../../templates/digest.hbs"),
     ),
 ];
 
@@ -263,6 +268,35 @@ impl TemplateLoader {
         }
     }
 
+    /// Renders every digest's template for a sample digest, for every markup.
+    pub(super) fn check_digest_samples(
+        &self,
+        digests: &[(usize, Digest)],
+        problems: &mut Vec<Problem>,
+        links: &Links,
+    ) {
+        for (index, digest) in digests {
+            let name = match &digest.template {
+                TemplateChoice::Default => crate::digests::DEFAULT_TEMPLATE,
+                TemplateChoice::Named(name) => name.as_str(),
+            };
+            let key = match (&digest.template, self.origins.get(name)) {
+                (TemplateChoice::Default, _) => format!("digests[{index}]"),
+                (_, Some(Origin::Inline(_))) => format!("digests[{index}].text"),
+                _ => format!("digests[{index}].template"),
+            };
+            let context = sample_digest(&digest.name, links);
+            for markup in Markup::ALL {
+                if let Err(err) = self.renderer.render(name, markup, &context) {
+                    let origin = self.origins.get(name).cloned().unwrap_or(Origin::Shipped);
+                    let message = format!("fails on a sample digest: {}", err.reason);
+                    problems.push(located(&origin, err.position, &key, message, name));
+                    break;
+                }
+            }
+        }
+    }
+
     /// Renders `name` for a sample event of `kind`, or for a roll-up of a dozen of them.
     fn try_sample(
         &self,
@@ -339,6 +373,36 @@ fn sample_task() -> Task {
         last_event_at: entered,
         heard_at: entered,
     }
+}
+
+/// A digest of two stages with a task waiting in each and a change of every kind.
+fn sample_digest(name: &str, links: &Links) -> Value {
+    let waiting = sample_task();
+    let mut labelling = sample_task();
+    labelling.task_id = "c4a1b2d3-3333-4c4d-9e5f-000000000004".into();
+    labelling.stage = Some("Label".into());
+    let counted = |stage: Option<&str>, change: &str| crate::digests::Counted {
+        org_id: waiting.org_id.clone(),
+        project_id: waiting.project_id.clone(),
+        stage: stage.map(str::to_owned),
+        change: change.to_owned(),
+        count: 3,
+    };
+    let changes = [
+        counted(None, "created"),
+        counted(Some("Review_1"), "moved"),
+        counted(Some("Label"), "deleted"),
+    ];
+    let now = waiting.entered_at.unwrap_or_default() + 26 * 3_600_000;
+    let facts = crate::digests::Facts {
+        tasks: &[waiting.clone(), labelling],
+        changes: &changes,
+        counted_from: now - 86_400_000,
+        now,
+    };
+    let names = |_: &str| Some("Chest CT".to_owned());
+    let (context, _) = crate::digests::context(name, &facts, &names, links);
+    with_route(context, name, "x")
 }
 
 /// What the task memory could hold before a sample event: a stage event with every

@@ -519,3 +519,49 @@ fn a_reminder_template_is_tried_on_a_sample_waiting_task() {
         ]
     );
 }
+
+#[test]
+fn digest_mistakes_are_named_with_their_keys() {
+    let toml = "[destinations.console]\nkind = \"console\"\n\n\
+                [[digests]]\nname = \"morning\"\nat = \"9am\"\ndays = \"mon-fry\"\n\
+                timezone = \"Europe/Pariss\"\nprojects = [\"Chest XR\"]\nto = [\"consol\"]\n\n\
+                [[digests]]\nname = \"morning\"\nat = \"25:00\"\nto = [\"console\"]\n\
+                text = \"{{waitnig}}\"\n";
+
+    let found = described(&problems(toml));
+
+    assert_eq!(
+        found,
+        [
+            "relay.toml:6:6: `digests[0].at`: `9am` is not a time of day such as `09:00` or \
+             `17:30`",
+            "relay.toml:7:8: `digests[0].days`: `fry` is not a day; use `mon` to `sun`, a range \
+             such as `mon-fri` or a list such as `mon,wed,fri`",
+            "relay.toml:8:12: `digests[0].timezone`: unknown time zone `Europe/Pariss`; use an \
+             IANA name such as `Europe/Paris` or `UTC`",
+            "relay.toml:9:13: `digests[0].projects[0]`: unknown project `Chest XR`: not a name \
+             in [projects] nor a project id",
+            "relay.toml:10:7: `digests[0].to[0]`: unknown destination `consol` (defined: \
+             console)",
+            "relay.toml:13:8: `digests[1].name`: digest name `morning` is used twice",
+            "relay.toml:14:6: `digests[1].at`: `25:00` is not a time of day such as `09:00` or \
+             `17:30`",
+        ]
+    );
+}
+
+#[test]
+fn a_digest_template_is_tried_on_a_sample_digest() {
+    let toml = "[destinations.console]\nkind = \"console\"\n\n\
+                [[digests]]\nname = \"morning\"\nat = \"09:00\"\nto = [\"console\"]\n\
+                text = \"{{#each projects}}{{waitnig}}{{/each}}\"\n";
+
+    let found = described(&problems(toml));
+
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("relay.toml:8:8: `digests[0].text`: fails on a sample digest: "),
+        "{found:?}"
+    );
+    assert!(found[0].contains("`waitnig`"), "{found:?}");
+}

@@ -148,6 +148,8 @@ pub(super) fn validate(
     let reminders = super::reminders::check(&mut checker, &raw, &targets, &mut loader);
     loader.check_samples(&rules, &mut checker.problems, &Links::new(&app_url));
     loader.check_reminder_samples(&reminders, &mut checker.problems, &Links::new(&app_url));
+    let digests = super::digests::check(&mut checker, &raw, &targets, &mut loader);
+    loader.check_digest_samples(&digests, &mut checker.problems, &Links::new(&app_url));
     let rules: Vec<Rule> = rules.into_iter().map(|(_, rule)| rule).collect();
     warn_unused(&mut checker, &raw, &rules);
     let (retry, delivery) = delivery(&mut checker, &raw, base);
@@ -179,6 +181,7 @@ pub(super) fn validate(
         log,
         people,
         reminders: reminders.into_iter().map(|(_, r)| r).collect(),
+        digests: digests.into_iter().map(|(_, d)| d).collect(),
         tasks: TasksConfig {
             forget_after: forget_after.expect("forget_after is valid when no problem was found"),
         },
@@ -672,10 +675,12 @@ pub(super) fn looks_like_id(value: &str) -> bool {
 
 fn warn_unused(checker: &mut Checker<'_>, raw: &RawConfig, rules: &[Rule]) {
     let reminders = raw.reminders.iter().flat_map(|r| r.get_ref().to.get_ref());
+    let digests = raw.digests.iter().flat_map(|d| d.get_ref().to.get_ref());
     let used: HashSet<&str> = rules
         .iter()
         .flat_map(|r| r.to.iter().map(String::as_str))
         .chain(reminders.map(|name| name.get_ref().as_str()))
+        .chain(digests.map(|name| name.get_ref().as_str()))
         .collect();
     for (name, destination) in &raw.destinations {
         if !used.contains(name.as_str()) {

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{Acceptance, IncomingEvent, NewDelivery, StoreError};
 use crate::route::{route, Held, Message};
 use crate::tasks::{self, Recall};
-use crate::{reminders, rollup};
+use crate::{digests, reminders, rollup};
 
 /// Renders the batch's messages, commits them to the outbox, then wakes their workers.
 /// Returns only once the commit is durable: from then on the relay alone answers for them.
@@ -50,6 +50,7 @@ pub async fn dispatch(
     let events = batch.events.clone();
     let watching = config.reminders.clone();
     let remember = move |conn: &Connection, acceptance: &[Acceptance], now| {
+        digests::note(conn, &events, acceptance, now)?;
         tasks::record(conn, &events, acceptance, now)?;
         reminders::schedule(conn, &watching, &events, acceptance)?;
         rollup::hold(conn, &held, acceptance, now)

@@ -182,6 +182,11 @@ pub fn remembered(conn: &Connection, task_id: &str) -> rusqlite::Result<Option<T
     store::load(conn, task_id)
 }
 
+/// The tasks not deleted, read in the caller's transaction: what digests count.
+pub fn live(conn: &Connection) -> rusqlite::Result<Vec<Task>> {
+    store::live(conn, None)
+}
+
 /// Forgets deleted tasks past [`DELETED_GRACE`] and tasks not heard of for `silence`.
 /// Returns how many were forgotten.
 pub async fn forget(outbox: &Outbox, silence: Duration, now: i64) -> Result<usize, StoreError> {

@@ -219,7 +219,7 @@ async fn a_store_written_before_task_memory_is_migrated_with_its_deliveries() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert_eq!(list(&outbox, &Filter::default()).unwrap().len(), 1);
 }
 
