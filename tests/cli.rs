@@ -745,3 +745,30 @@ fn render_says_which_rules_hold_the_event_for_a_roll_up() {
          --- rule `bulk`: held for a roll-up sent 30s after its first event\n"
     );
 }
+
+#[test]
+fn render_explain_says_when_each_digest_fires_next() {
+    let dir = ConfigDir::new();
+    dir.write(
+        "relay.toml",
+        &format!(
+            r#"{CONSOLE}[[digests]]
+name = "morning"
+at = "09:00"
+days = "mon-fri"
+timezone = "Europe/Paris"
+to = ["console"]
+"#
+        ),
+    );
+    let body = r#"{"payload": []}"#;
+
+    let args = ["render", "--explain", "--event", "-"];
+    let run = run(relay(dir.path()).args(args), body.as_bytes());
+
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = run.stdout.lines().last().unwrap_or_default().to_owned();
+    assert!(line.starts_with("digest `morning`: next at "), "{line}");
+    assert!(line.contains(" 09:00 CE"), "{line}");
+    assert!(line.ends_with(" (Europe/Paris), to console"), "{line}");
+}

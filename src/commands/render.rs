@@ -1,4 +1,5 @@
-//! `render`: what an event would send, printed, with nothing sent.
+//! `render`: what an event would send, printed, with nothing sent; with `--explain`, also
+//! why each rule matched or not and when each digest fires next.
 //!
 //! Parsing, matching and rendering are the `event` and `route` code `serve` runs; this
 //! only reads the event file and prints what they produce.
@@ -56,6 +57,9 @@ pub fn run(path: &Path, args: &RenderArgs) -> ExitCode {
     for (index, (event, recall)) in batch.events.iter().zip(&recalls).enumerate() {
         failed |= print_event(&config, index, event, recall, args.explain);
     }
+    if args.explain {
+        print_digests(&config, Utc::now().timestamp_millis());
+    }
     if failed {
         ExitCode::FAILURE
     } else {
@@ -93,6 +97,16 @@ fn print_verdicts(config: &Config, event: &Event, recall: &Recall) {
             (Ok(()), _, _) => println!("  rule `{}`: matched", rule.name),
             (Err(miss), _, _) => println!("  rule `{}`: no match: {miss}", rule.name),
         }
+    }
+}
+
+/// Says when each digest fires next: events do not trigger digests, but a user checking
+/// what the relay will send wants to know when.
+fn print_digests(config: &Config, now: i64) {
+    for digest in &config.digests {
+        let next = digest.schedule.next_local(now);
+        let to = digest.to.join(", ");
+        println!("digest `{}`: next at {next}, to {to}", digest.name);
     }
 }
 

@@ -112,6 +112,18 @@ impl Schedule {
         i64::MAX
     }
 
+    /// The first fire time after `after` on the zone's clock, such as
+    /// `2026-01-05 09:00 CET (Europe/Paris)`, for operators.
+    pub fn next_local(&self, after: i64) -> String {
+        let next = DateTime::<Utc>::from_timestamp_millis(self.next_after(after));
+        let local = next.unwrap_or_default().with_timezone(&self.zone);
+        format!(
+            "{} ({})",
+            local.format("%Y-%m-%d %H:%M %Z"),
+            self.zone.name()
+        )
+    }
+
     /// The latest fire time in `(after, now]`, if there is one.
     pub fn latest_in(&self, after: i64, now: i64) -> Option<i64> {
         // Starting a week before `now` bounds the walk after a long stop.
@@ -227,6 +239,17 @@ mod tests {
 
         assert_eq!(first, ms("2026-10-25T00:30:00Z"));
         assert_eq!(next, ms("2026-10-26T01:30:00Z"));
+    }
+
+    #[test]
+    fn names_the_next_fire_time_on_the_local_clock() {
+        let schedule = paris("09:00", "mon-fri");
+
+        let winter = schedule.next_local(ms("2026-01-09T12:00:00Z"));
+        let summer = schedule.next_local(ms("2026-07-06T06:00:00Z"));
+
+        assert_eq!(winter, "2026-01-12 09:00 CET (Europe/Paris)");
+        assert_eq!(summer, "2026-07-06 09:00 CEST (Europe/Paris)");
     }
 
     #[test]
