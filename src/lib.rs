@@ -16,6 +16,7 @@
 //! - [`reminders`]: messages about tasks waiting too long in a stage.
 //! - [`digests`]: scheduled summaries of where tasks wait and what changed.
 //! - [`deliver`]: one worker per destination, sending in order.
+//! - [`quiet`]: quiet hours: when a destination's messages are held, and which to merge.
 //! - [`destination`]: Slack, Teams and console bodies, and what their answers mean.
 //!
 //! Beside the flow: [`config`] (the checked `relay.toml`), [`links`] (URLs into the
@@ -41,6 +42,7 @@ pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod people;
+pub mod quiet;
 pub mod relay;
 pub mod reload;
 pub mod reminders;

@@ -467,6 +467,37 @@ impl Outbox {
         self.transition(id, Mark::Sent, now_ms).await
     }
 
+    /// Replaces the body of pending delivery `keep` with `body`, which holds the messages
+    /// of the pending deliveries `merged` too, names it after [`MERGED_RULE`], and records
+    /// the others as sent, in one commit: a crash leaves either all separate or all merged.
+    ///
+    /// [`MERGED_RULE`]: crate::quiet::MERGED_RULE
+    pub async fn merge(
+        &self,
+        keep: i64,
+        body: Vec<u8>,
+        merged: Vec<i64>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.submit(move |conn| {
+            let mut update = conn.prepare_cached(
+                "UPDATE deliveries SET body = ?2, rule = ?3, updated_at = ?4 \
+                 WHERE id = ?1 AND state = 'pending'",
+            )?;
+            let rule = crate::quiet::MERGED_RULE;
+            if update.execute(params![keep, body, rule, now_ms])? == 0 {
+                return Ok(Err(StoreError::NotPending { id: keep }));
+            }
+            let note = format!("merged into delivery {keep} after quiet hours");
+            let mut mark = conn.prepare_cached(UPDATE_PENDING)?;
+            for id in merged {
+                mark.execute(params![id, State::Sent, 0, None::<i64>, note, now_ms])?;
+            }
+            Ok(Ok(()))
+        })
+        .await
+    }
+
     /// Records a failed attempt, to be retried at `next_attempt_at`.
     pub async fn mark_retry(
         &self,

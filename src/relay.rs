@@ -79,8 +79,6 @@ impl Relay {
             deliverer.clock(),
             move |destination| waker.wake(destination),
         ));
-        // TODO(#7): quiet hours would hold a destination's sends in its delivery worker and
-        // release them as one roll-up when the quiet time ends.
         Ok(Relay {
             config,
             deliverer,

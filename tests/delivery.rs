@@ -189,3 +189,54 @@ async fn an_event_sent_again_before_or_after_a_restart_is_delivered_once() {
     assert_eq!(after_restart.body, duplicate);
     assert_eq!(texts, ["once", "barrier"], "sent once only");
 }
+
+/// `HH:MM` of the current minute on the UTC clock, moved by `minutes`.
+fn utc_minute(minutes: i64) -> String {
+    let at = chrono::Utc::now() + chrono::Duration::minutes(minutes);
+    at.format("%H:%M").to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn quiet_hours_hold_three_messages_and_release_them_as_one() {
+    let time = PausedTime::new();
+    // Quiet from the current minute for two: the relay starts inside it.
+    let quiet = format!("quiet = \"{}-{}\"", utc_minute(0), utc_minute(2));
+    let relay = Relay::builder()
+        .slack("chat")
+        .setting("chat", NO_TIMEOUT)
+        .setting("chat", &quiet)
+        .text_rule("all", &["chat"], "{{task_name}}")
+        .start()
+        .await;
+
+    for name in ["CT_1", "CT_2", "CT_3"] {
+        let reply = relay.post(&envelope(vec![task_created(name)])).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    let held = relay.fake("chat").requests().len();
+    let fake = relay.fake("chat");
+    let released = time
+        .advance_until(LIMIT, || !fake.requests().is_empty())
+        .await;
+    time.advance_until(secs(2.0), || false).await;
+
+    assert!(released, "nothing sent: {:#?}", relay.deliveries());
+
+    assert_eq!(held, 0, "nothing is sent during quiet hours");
+    let texts: Vec<String> = relay
+        .fake("chat")
+        .requests()
+        .iter()
+        .map(|r| r.text())
+        .collect();
+    assert_eq!(
+        texts,
+        ["3 messages held during quiet hours:\n\nCT_1\n\nCT_2\n\nCT_3"]
+    );
+    let sent = relay.deliveries_to("chat", State::Sent);
+    assert_eq!(
+        sent.len(),
+        3,
+        "the merged ones are recorded as sent: {sent:#?}"
+    );
+}

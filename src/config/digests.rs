@@ -94,7 +94,7 @@ fn time_of_day(checker: &mut Checker<'_>, value: &Text, key: &str) -> Option<Nai
     }
 }
 
-fn days(checker: &mut Checker<'_>, value: &Text, key: &str) -> Option<Days> {
+pub(super) fn days(checker: &mut Checker<'_>, value: &Text, key: &str) -> Option<Days> {
     match Days::parse(value.get_ref()) {
         Ok(days) => Some(days),
         Err(message) => {
@@ -104,7 +104,7 @@ fn days(checker: &mut Checker<'_>, value: &Text, key: &str) -> Option<Days> {
     }
 }
 
-fn zone(checker: &mut Checker<'_>, value: &Text, key: &str) -> Option<Tz> {
+pub(super) fn zone(checker: &mut Checker<'_>, value: &Text, key: &str) -> Option<Tz> {
     match value.get_ref().parse::<Tz>() {
         Ok(zone) => Some(zone),
         Err(_) => {

@@ -10,6 +10,7 @@ mod digests;
 mod ops;
 mod parse;
 mod people;
+mod quiet;
 mod raw;
 mod reminders;
 mod server;
@@ -47,6 +48,8 @@ pub struct Target {
     pub markup: Markup,
     /// How fast messages may go to it.
     pub rate_limit: RateLimit,
+    /// When its messages are held; `None` for never.
+    pub quiet: Option<crate::quiet::Quiet>,
 }
 
 /// `[delivery]` and `[store]`, checked.

@@ -230,6 +230,12 @@ pub struct RawDestination {
     pub rate: Option<Spanned<f64>>,
     /// Messages that may go back to back.
     pub burst: Option<Spanned<u32>>,
+    /// Quiet hours, such as `20:00-08:00`: messages are held, then sent together.
+    pub quiet: Option<Text>,
+    /// The weekdays a quiet time starts on; every day when omitted.
+    pub quiet_days: Option<Text>,
+    /// IANA time zone of `quiet` and `quiet_days`; UTC when omitted.
+    pub quiet_timezone: Option<Text>,
 }
 
 /// `[[rules]]`.

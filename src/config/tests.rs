@@ -565,3 +565,26 @@ fn a_digest_template_is_tried_on_a_sample_digest() {
     );
     assert!(found[0].contains("`waitnig`"), "{found:?}");
 }
+
+#[test]
+fn quiet_hour_mistakes_are_named_with_their_keys() {
+    let toml = "[destinations.console]\nkind = \"console\"\nquiet = \"20:00-8\"\n\
+                quiet_days = \"weekdays\"\nquiet_timezone = \"Paris\"\n\n\
+                [destinations.other]\nkind = \"console\"\nquiet_days = \"mon\"\n";
+
+    let found = described(&problems(toml));
+
+    assert_eq!(
+        found,
+        [
+            "relay.toml:3:9: `destinations.console.quiet`: `20:00-8` is not a quiet time such \
+             as `20:00-08:00` (start and end differ)",
+            "relay.toml:4:14: `destinations.console.quiet_days`: `weekdays` is not a day; use \
+             `mon` to `sun`, a range such as `mon-fri` or a list such as `mon,wed,fri`",
+            "relay.toml:5:18: `destinations.console.quiet_timezone`: unknown time zone `Paris`; \
+             use an IANA name such as `Europe/Paris` or `UTC`",
+            "relay.toml:9:14: `destinations.other.quiet_days`: `quiet_days` needs `quiet`, such \
+             as `quiet = \"20:00-08:00\"`",
+        ]
+    );
+}

@@ -275,10 +275,12 @@ fn destination(
         kind,
         timeout,
     };
+    let quiet = super::quiet::check(checker, raw, key);
     Some(Target {
         destination,
         markup,
         rate_limit: rate_limit(checker, raw, key, default_rate)?,
+        quiet: quiet?,
     })
 }
 

@@ -4,7 +4,9 @@
 //! messages behind it wait too, because chat messages out of order read wrongly. The
 //! worker reads a few deliveries ahead, but records each success before the next send:
 //! after a crash, only the message that was on the wire can be sent again. How long to
-//! wait is `policy`'s arithmetic, and what an answer means is the destination's.
+//! wait is `policy`'s arithmetic, and what an answer means is the destination's. During
+//! the destination's quiet hours nothing is sent; when they end, the messages they held
+//! are merged into one (see `quiet`) before the head is sent.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use crate::config::{Config, Target};
 use crate::destination::Outcome;
 use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::outbox::{Outbox, Pending};
+use crate::quiet::Quiet;
 
 /// How often an idle worker looks at the store anyway, to notice deliveries replayed by
 /// another process (the `replay` command).
@@ -83,6 +86,22 @@ impl Worker {
                 continue;
             };
             missing_reported = false;
+            if let Some(quiet) = &target.quiet {
+                if let Some(end) = quiet.ends_at(now) {
+                    // Held in the outbox, not dropped: look again at the end, or sooner
+                    // if woken, since a reload may have changed the quiet hours.
+                    self.pause(Duration::from_millis((end - now) as u64)).await;
+                    queue.clear();
+                    continue;
+                }
+                let pending: Vec<Pending> = std::iter::once(delivery.clone())
+                    .chain(queue.iter().cloned())
+                    .collect();
+                if self.release(target, quiet, &pending, now).await {
+                    queue.clear();
+                    continue;
+                }
+            }
             if !self.attempt(target, &delivery, &mut bucket).await {
                 // A failure changes what comes next: it is recorded, so read the queue again.
                 queue.clear();
@@ -101,6 +120,32 @@ impl Worker {
                 self.pause(TROUBLE_PAUSE).await;
             }
         }
+    }
+
+    /// Merges the messages held by the quiet time that ended last into the first of them,
+    /// as many as fit one message; whether it did (the queue must then be read again).
+    async fn release(&self, target: &Target, quiet: &Quiet, pending: &[Pending], now: i64) -> bool {
+        let held = crate::quiet::held(quiet, pending, now);
+        for count in (2..=held.len()).rev() {
+            let bodies: Vec<&[u8]> = held[..count].iter().map(|p| p.body.as_slice()).collect();
+            let Some(body) = target.destination.merge(&bodies) else {
+                continue;
+            };
+            let merged = held[1..count].iter().map(|p| p.id).collect();
+            return match self.outbox.merge(held[0].id, body, merged, now).await {
+                Ok(()) => {
+                    tracing::info!(destination = %self.name, count,
+                        "messages held during quiet hours merged into one");
+                    true
+                }
+                Err(err) => {
+                    tracing::error!(destination = %self.name, error = %err,
+                        "cannot merge messages held during quiet hours; sending them apart");
+                    false
+                }
+            };
+        }
+        false
     }
 
     /// Warns once when the destination leaves the config, not at every look.

@@ -6,6 +6,7 @@
 //! It knows nothing of rules, templates or retry schedules.
 
 mod console;
+mod merge;
 mod slack;
 mod teams;
 
@@ -110,6 +111,16 @@ impl Destination {
             Kind::Slack { .. } => slack::body(text),
             Kind::Teams { .. } => teams::body(text, link, mentions),
             Kind::Console => text.as_bytes().to_vec(),
+        }
+    }
+
+    /// One body for all of `bodies` (built by [`Destination::body`]) under a line saying
+    /// they were held during quiet hours; `None` when it would pass the platform's limit.
+    pub fn merge(&self, bodies: &[&[u8]]) -> Option<Vec<u8>> {
+        match &self.kind {
+            Kind::Slack { .. } => merge::slack(bodies),
+            Kind::Teams { .. } => merge::teams(bodies),
+            Kind::Console => merge::console(bodies),
         }
     }
 

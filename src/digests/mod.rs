@@ -21,6 +21,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 pub use context::{context, Facts, HEAD};
+pub(crate) use schedule::{local_date, resolve};
 pub use schedule::{Days, Schedule};
 pub use store::{Counted, SCHEMA};
 

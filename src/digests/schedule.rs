@@ -138,14 +138,15 @@ impl Schedule {
     }
 }
 
-fn local_date(ms: i64, zone: Tz) -> chrono::NaiveDate {
+/// The date on the zone's calendar at `ms` (unix ms).
+pub(crate) fn local_date(ms: i64, zone: Tz) -> chrono::NaiveDate {
     let utc = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
     utc.with_timezone(&zone).date_naive()
 }
 
 /// The instant of a local time: the earlier of two on a fall-back day, the first instant
 /// after the gap on a spring-forward day.
-fn resolve(zone: Tz, local: NaiveDateTime) -> i64 {
+pub(crate) fn resolve(zone: Tz, local: NaiveDateTime) -> i64 {
     let mut probe = local;
     // Gaps are at most a few hours, so a day's worth of minutes always ends one.
     for _ in 0..=24 * 60 {
