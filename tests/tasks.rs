@@ -271,3 +271,52 @@ to = ["chat"]
     );
     relay.assert_no_violations();
 }
+
+#[tokio::test]
+async fn a_repeat_too_long_to_count_sends_once_and_keeps_reminders_running() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config(
+            r#"[[reminders]]
+name = "review-waiting"
+stages = ["Review_*"]
+after = "4h"
+repeat = "999999999999d"
+to = ["chat"]
+"#,
+        )
+        .start()
+        .await;
+    let expected = |name: &str, task: &str| {
+        let url = task_url("Review_1").replace(support::TASK, task);
+        format!(
+            "Task <{url}|{name}> has waited 4 h 10 min in *Review_1* in <{}|Chest CT>",
+            project_url()
+        )
+    };
+
+    relay
+        .post(&envelope(vec![
+            ago(task_created("CT_0042"), 300),
+            ago(task_entered_stage("Review_1"), 250),
+        ]))
+        .await;
+    let first = relay.fake("chat").wait_for_texts(1).await;
+    relay
+        .post(&envelope(vec![
+            of_task(ago(task_created("CT_0043"), 300), "t-0043"),
+            of_task(ago(task_entered_stage("Review_1"), 250), "t-0043"),
+        ]))
+        .await;
+    let both = relay.fake("chat").wait_for_texts(2).await;
+
+    assert_eq!(first, [expected("CT_0042", support::TASK)]);
+    assert_eq!(
+        both,
+        [
+            expected("CT_0042", support::TASK),
+            expected("CT_0043", "t-0043")
+        ]
+    );
+    relay.assert_no_violations();
+}

@@ -215,11 +215,16 @@ fn still_waiting(task: &Task, due: &Due) -> bool {
     !task.deleted && task.stage.as_deref() == Some(due.stage.as_str())
 }
 
-/// The first deadline after `now` on the `every` beat that started at `due_at`.
+/// The first deadline after `now` on the `every` beat that started at `due_at`; a beat too
+/// long to count in milliseconds since 1970 is never due again.
 fn next_due(due_at: i64, every: Duration, now: i64) -> i64 {
     let every = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).max(1);
-    let missed = (now - due_at).max(0) / every;
-    due_at + (missed + 1) * every
+    let missed = now.saturating_sub(due_at).max(0) / every;
+    missed
+        .saturating_add(1)
+        .checked_mul(every)
+        .and_then(|wait| due_at.checked_add(wait))
+        .unwrap_or(i64::MAX)
 }
 
 fn render(config: &Config, reminder: &Reminder, task: &Task, now: i64) -> Vec<NewDelivery> {

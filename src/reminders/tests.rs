@@ -204,6 +204,17 @@ fn the_next_deadline_keeps_the_beat() {
 }
 
 #[test]
+fn a_beat_past_the_end_of_time_is_never_due_again() {
+    let ages = Duration::from_secs(999_999_999_999 * 86_400);
+
+    assert_eq!(next_due(1_000, ages, 2_000), i64::MAX);
+    assert_eq!(
+        next_due(i64::MAX - 5, Duration::from_millis(10), 0),
+        i64::MAX
+    );
+}
+
+#[test]
 fn a_link_too_long_to_send_is_left_out_of_the_context() {
     let task = Task {
         task_id: "t".repeat(3_000),
