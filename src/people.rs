@@ -37,11 +37,12 @@ pub struct People {
 }
 
 impl People {
-    /// The directory of `people`, keyed by e-mail.
+    /// The directory of `people`, keyed by e-mail (as [`People::mention`] looks it up:
+    /// without surrounding spaces, in lower case).
     pub fn new(people: impl IntoIterator<Item = (String, Person)>) -> People {
         let by_email = people
             .into_iter()
-            .map(|(email, person)| (email.to_lowercase(), person))
+            .map(|(email, person)| (email.trim().to_lowercase(), person))
             .collect();
         People { by_email }
     }
@@ -132,6 +133,23 @@ mod tests {
             "<at>Ann Lee</at>"
         );
         assert_eq!(people.mention("ann@example.com", Markup::Plain), "Ann Lee");
+    }
+
+    #[test]
+    fn spaces_around_a_listed_e_mail_do_not_hide_the_person() {
+        let people = People::new([(
+            " Cy@Example.com\t".to_owned(),
+            Person {
+                slack: Some("U0C0C".into()),
+                ..Person::default()
+            },
+        )]);
+
+        assert_eq!(people.mention("cy@example.com", Markup::Slack), "<@U0C0C>");
+        assert_eq!(
+            people.mention(" CY@example.COM ", Markup::Slack),
+            "<@U0C0C>"
+        );
     }
 
     #[test]

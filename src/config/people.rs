@@ -4,7 +4,7 @@
 //! match its text (which the flow drops without a word), is worse than no mention, so
 //! every value is checked here, before the relay starts.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use toml::Spanned;
 
@@ -18,12 +18,19 @@ pub(super) fn check(
     raw: &BTreeMap<String, Spanned<RawPerson>>,
 ) -> People {
     let mut teams_labels = HashSet::new();
+    let mut emails: HashMap<String, &str> = HashMap::new();
     let mut people = Vec::new();
     for (email, spanned) in raw {
         let key = format!("people.{email:?}");
         if !email.contains('@') {
             let message =
                 format!("`{email}` is not an e-mail address: RedBrick names people by e-mail");
+            checker.problem(spanned.span(), key.clone(), message);
+        }
+        // E-mails are matched without regard to case or surrounding spaces, so two keys
+        // that differ only in those would leave it to chance which person is mentioned.
+        if let Some(other) = emails.insert(email.trim().to_lowercase(), email) {
+            let message = format!("`{email}` and `{other}` are the same e-mail; list it once");
             checker.problem(spanned.span(), key.clone(), message);
         }
         let person = person(checker, spanned.get_ref(), &key);
