@@ -772,3 +772,31 @@ to = ["console"]
     assert!(line.contains(" 09:00 CE"), "{line}");
     assert!(line.ends_with(" (Europe/Paris), to console"), "{line}");
 }
+
+#[test]
+fn check_refuses_reminder_stages_that_match_nothing_and_people_listed_twice() {
+    let dir = ConfigDir::new();
+    let toml = format!(
+        "{CONSOLE}[[reminders]]\nname = \"a\"\nafter = \"4h\"\nstages = []\nto = [\"console\"]\n\n\
+         [[reminders]]\nname = \"b\"\nafter = \"4h\"\nstages = [\"Review_*\", \" \"]\n\
+         to = [\"console\"]\n\n\
+         [people.\" Ann@Example.com \"]\nslack = \"U0123ABC\"\n\n\
+         [people.\"ann@example.com\"]\nslack = \"U0123ABD\"\n"
+    );
+
+    let run = check(&dir, &toml);
+
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        [
+            "error: relay.toml:19:1: `people.\"ann@example.com\"`: `ann@example.com` and \
+             ` Ann@Example.com ` are the same e-mail; list it once",
+            "error: relay.toml:7:10: `reminders[0].stages`: list at least one stage pattern, \
+             or leave `stages` out",
+            "error: relay.toml:13:23: `reminders[1].stages[1]`: an empty stage pattern matches \
+             no stage",
+            "3 problems found",
+        ]
+    );
+}

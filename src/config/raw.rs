@@ -93,7 +93,7 @@ pub struct RawReminder {
     /// Project ids or friendly names; all when omitted.
     pub projects: Option<Vec<Text>>,
     /// Stage patterns; all when omitted.
-    pub stages: Option<Vec<Text>>,
+    pub stages: Option<Spanned<Vec<Text>>>,
     /// How long a task may wait before the reminder, for example `4h`.
     pub after: Text,
     /// Remind again this often while the task still waits.

@@ -6,10 +6,10 @@ use toml::Spanned;
 
 use super::raw::{RawConfig, RawReminder, Text};
 use super::templates::TemplateLoader;
-use super::validate::{duration, Checker, ProjectResolver};
+use super::validate::{duration, patterns, Checker, ProjectResolver};
 use super::Target;
 use crate::reminders::Reminder;
-use crate::rules::{Pattern, TemplateChoice};
+use crate::rules::TemplateChoice;
 
 /// The valid reminders with their position in the file; every mistake is a problem.
 pub(super) fn check(
@@ -52,10 +52,13 @@ fn one(
         .projects
         .as_ref()
         .map(|list| resolver.resolve_all(checker, list, &format!("{key}.projects")));
-    let stages = raw
-        .stages
-        .as_ref()
-        .map(|list| list.iter().map(|p| Pattern::new(p.get_ref())).collect());
+    let stages = raw.stages.as_ref().map(|list| {
+        if list.get_ref().is_empty() {
+            let message = "list at least one stage pattern, or leave `stages` out".into();
+            checker.problem(list.span(), format!("{key}.stages"), message);
+        }
+        patterns(checker, list.get_ref(), &format!("{key}.stages"))
+    });
     let to = destinations(checker, &raw.to, key, "a reminder", targets);
     let owner = format!("reminder `{}`", raw.name.get_ref());
     let choice = (owner.as_str(), &raw.template, &raw.text);

@@ -519,7 +519,7 @@ fn one_rule(
 }
 
 /// Stage patterns; an empty one matches no stage at all, so it is a mistake.
-fn patterns(checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<Pattern> {
+pub(super) fn patterns(checker: &mut Checker<'_>, list: &[Text], key: &str) -> Vec<Pattern> {
     for (index, pattern) in list.iter().enumerate() {
         if pattern.get_ref().trim().is_empty() {
             let message = "an empty stage pattern matches no stage".to_owned();
