@@ -935,3 +935,55 @@ async fn slack_text_is_never_cut_inside_a_link() {
     assert_eq!(texts, ["New: … (truncated)"]);
     relay.assert_no_violations();
 }
+
+#[tokio::test]
+async fn teams_text_is_never_cut_inside_a_link_or_a_mention() {
+    let relay = Relay::builder()
+        .teams("team")
+        .config("[people.\"annotator@example.com\"]\nteams = \"ann@org.example\"\nname = \"Ann\"\n")
+        .text_rule(
+            "link",
+            &["team"],
+            "New: {{link project_url task_name}} done",
+        )
+        .text_rule(
+            "mention",
+            &["team"],
+            "{{task_name}}{{mention updated_by}} moved the task on to the next stage",
+        )
+        .start()
+        .await;
+    // The text is cut near 23,400 bytes: this name puts the cut inside `<at>Ann</at>`.
+    let link_name = "N".repeat(50_000);
+    let mention_name = "M".repeat(23_400);
+
+    let reply = relay.post(&envelope(vec![task_created(&link_name)])).await;
+    assert_eq!(reply.status, 200);
+    let first = relay.fake("team").wait_for(2).await;
+    relay
+        .post(&envelope(vec![task_created(&mention_name)]))
+        .await;
+    let all = relay.fake("team").wait_for(4).await;
+
+    let texts: Vec<String> = all.iter().map(|r| r.text()).collect();
+    assert!(
+        first.iter().any(|r| r.text() == "New: … (truncated)"),
+        "the link is left out whole"
+    );
+    assert!(
+        texts.contains(&format!("{mention_name}… (truncated)")),
+        "the mention is left out whole"
+    );
+    for (request, text) in all.iter().zip(&texts) {
+        let entities = request.json()["attachments"][0]["content"]["msteams"]["entities"].clone();
+        let mentioned = text.contains("<at>Ann</at>");
+        assert_eq!(entities.is_array(), mentioned, "{entities}");
+        assert!(
+            !text.contains("<at>") || mentioned,
+            "half a mention: {}",
+            &text[text.len() - 40..]
+        );
+        assert!(!text.contains("(truncated)") || text.ends_with("… (truncated)"));
+    }
+    relay.assert_no_violations();
+}

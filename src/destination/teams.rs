@@ -77,13 +77,65 @@ fn fit(text: &str, budget: usize) -> String {
     let (mut low, mut high) = (0, text.chars().count());
     while low < high {
         let mid = (low + high).div_ceil(2);
-        if json_len(&super::truncate_chars(text, mid)) <= budget {
+        if json_len(&cut_outside_markup(text, mid)) <= budget {
             low = mid;
         } else {
             high = mid - 1;
         }
     }
-    super::truncate_chars(text, low)
+    cut_outside_markup(text, low)
+}
+
+/// `text` cut visibly to `max_chars`; when the cut would fall inside a `[label](url)` link
+/// or an `<at>name</at>` mention the template wrote (values never hold an unescaped `[`
+/// or `<`), it is made before it, so Teams never shows half a link or mention as raw
+/// markup, and a mention's entity is either whole or left out.
+fn cut_outside_markup(text: &str, max_chars: usize) -> String {
+    let cut = super::truncate_chars(text, max_chars);
+    let Some(head) = cut.strip_suffix(super::MARK) else {
+        return cut;
+    };
+    match open_markup(head) {
+        Some(start) => format!("{}{}", &head[..start], super::MARK),
+        None => cut,
+    }
+}
+
+/// Where the link or mention left open at the end of `head` starts, if one is.
+fn open_markup(head: &str) -> Option<usize> {
+    #[derive(Clone, Copy)]
+    enum State {
+        Text,
+        Label(usize),
+        Url(usize),
+        Mention(usize),
+    }
+    let mut state = State::Text;
+    let mut escaped = false;
+    for (i, c) in head.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        let rest = &head[i..];
+        state = match (state, c) {
+            (_, '\\') => {
+                escaped = true;
+                state
+            }
+            (State::Text, '[') => State::Label(i),
+            (State::Text, '<') if rest.starts_with("<at>") => State::Mention(i),
+            (State::Label(start), ']') if rest.starts_with("](") => State::Url(start),
+            (State::Label(_), ']') => State::Text,
+            (State::Url(_), ')') => State::Text,
+            (State::Mention(_), '<') if rest.starts_with("</at>") => State::Text,
+            (state, _) => state,
+        };
+    }
+    match state {
+        State::Text => None,
+        State::Label(start) | State::Url(start) | State::Mention(start) => Some(start),
+    }
 }
 
 /// Any 2xx is success (Workflows answer 202).
@@ -127,6 +179,29 @@ mod tests {
         assert!(body.len() <= MAX_BODY_BYTES, "{} bytes", body.len());
         assert!(body.len() > MAX_BODY_BYTES - 100, "{} bytes", body.len());
         assert!(shown.ends_with("… (truncated)"));
+    }
+
+    #[test]
+    fn a_cut_never_leaves_half_a_link_or_mention() {
+        let link = format!("[{}](https://x.test/t)", "n".repeat(30));
+        let mention = "<at>Ann Lee</at>";
+
+        assert_eq!(
+            cut_outside_markup(&format!("ab {link} cd"), 30),
+            "ab … (truncated)"
+        );
+        assert_eq!(
+            cut_outside_markup(&format!("ab {mention} {}", "x".repeat(40)), 20),
+            "ab … (truncated)"
+        );
+        assert_eq!(
+            cut_outside_markup(&format!("ab {mention} {}", "x".repeat(40)), 40),
+            format!("ab {mention} xxxxxxx… (truncated)")
+        );
+        assert_eq!(
+            cut_outside_markup(&format!(r"a \[{}", "x".repeat(40)), 20),
+            format!(r"a \[{}… (truncated)", "x".repeat(3))
+        );
     }
 
     #[test]
