@@ -28,6 +28,11 @@ use crate::rules::TemplateChoice;
 /// How many events the shipped template lists before "and N more".
 pub const HEAD: usize = 10;
 
+/// The most characters a text value of a rolled-up event keeps (links excepted, which
+/// are bounded where they are made): a 50,000-character task name must not crowd the
+/// other events, the count and "and N more" out of the platform's size limit.
+pub const MAX_VALUE_CHARS: usize = 200;
+
 /// The shipped roll-up template, used by a grouped rule with neither `template` nor `text`.
 pub const DEFAULT_TEMPLATE: &str = "rollup";
 
@@ -60,6 +65,8 @@ pub fn hold(
 /// `event`, `project`, `project_id`, `project_url`, `org_id` and `stage` when all events
 /// share it (null otherwise), and `rule` and `destination`.
 pub fn context(items: &[Value], rule: &str, destination: &str) -> Value {
+    let items: Vec<Value> = items.iter().map(shorten).collect();
+    let items = items.as_slice();
     let mut context = Map::new();
     for key in [
         "event",
@@ -84,6 +91,27 @@ pub fn context(items: &[Value], rule: &str, destination: &str) -> Value {
         context.extend(extra);
     }
     Value::Object(context)
+}
+
+/// `item` with each text value over [`MAX_VALUE_CHARS`] cut to that length, ending in `…`;
+/// links are left whole, as a cut link leads nowhere.
+fn shorten(item: &Value) -> Value {
+    let Value::Object(fields) = item else {
+        return item.clone();
+    };
+    let fields = fields
+        .iter()
+        .map(|(key, value)| match value {
+            Value::String(text)
+                if !key.ends_with("_url") && text.chars().count() > MAX_VALUE_CHARS =>
+            {
+                let kept: String = text.chars().take(MAX_VALUE_CHARS - 1).collect();
+                (key.clone(), Value::String(format!("{kept}…")))
+            }
+            _ => (key.clone(), value.clone()),
+        })
+        .collect();
+    Value::Object(fields)
 }
 
 /// `key`'s value when every item has the same, else null.
