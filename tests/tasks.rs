@@ -320,3 +320,63 @@ to = ["chat"]
     );
     relay.assert_no_violations();
 }
+
+#[tokio::test]
+async fn the_tasks_command_keeps_hostile_names_to_one_short_line_and_stops_quietly() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .config("[[rules]]\nname = \"none\"\nevents = [\"TASK_DELETED\"]\nto = [\"chat\"]\n")
+        .start()
+        .await;
+    let name = format!(
+        "CT_1\nCT_2  Output  1 s  Chest CT\u{1b}[2J\u{202e}{}",
+        "x".repeat(50_000)
+    );
+    relay
+        .post(&envelope(vec![
+            ago(task_created(&name), 10),
+            ago(task_entered_stage("Review_1"), 5),
+        ]))
+        .await;
+    // Enough rows that the output outgrows a pipe's buffer.
+    for batch in 0..3 {
+        let moves = (0..500)
+            .map(|i| {
+                let task = format!("aaaaaaaa-3333-4c4d-9e5f-{:012}", batch * 500 + i);
+                ago(of_task(task_entered_stage("Label"), &task), 1)
+            })
+            .collect();
+        assert_eq!(relay.post(&envelope(moves)).await.status, 200);
+    }
+
+    let reviews = tasks_command(&relay, &["--stage", "Review_*"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_redbrick-relay"))
+        .args(["tasks", "--config"])
+        .arg(relay.config_path())
+        .env_remove("RELAY_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("a header");
+    drop(stdout);
+    let output = child.wait_with_output().expect("the binary finishes");
+
+    let shown = format!("CT_1 CT_2  Output  1 s  Chest CT [2J{}…", "x".repeat(23));
+    assert_eq!(
+        reviews.lines().collect::<Vec<_>>(),
+        [
+            format!(
+                "{:<32}  {:<20}  {:>12}  PROJECT",
+                "TASK", "STAGE", "IN STAGE"
+            ),
+            format!("{shown}  {:<20}  {:>12}  Chest CT", "Review_1", "5 min"),
+        ]
+    );
+    assert!(first.starts_with("TASK "), "{first}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
