@@ -151,6 +151,19 @@ pub fn context(
 /// repeat; a reminder whose task has moved on, was deleted or whose entry is gone from the
 /// config is dropped. Returns the destinations given work.
 pub async fn fire(outbox: &Outbox, config: &Config, now: i64) -> Result<Vec<String>, StoreError> {
+    let plan = plan(outbox, config, now).await?;
+    commit(outbox, plan, now).await
+}
+
+/// One passed deadline as read, with the messages it sends and its next deadline.
+struct Firing {
+    due: Due,
+    deliveries: Vec<(String, NewDelivery)>,
+    again: Option<i64>,
+}
+
+/// Reads the passed deadlines and renders their messages, writing nothing.
+async fn plan(outbox: &Outbox, config: &Config, now: i64) -> Result<Vec<Firing>, StoreError> {
     let due = outbox
         .read(move |conn| {
             let due = store::due(conn, now)?;
@@ -162,51 +175,63 @@ pub async fn fire(outbox: &Outbox, config: &Config, now: i64) -> Result<Vec<Stri
             Ok(found)
         })
         .await?;
-    if due.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut deliveries = Vec::new();
-    let mut next = Vec::with_capacity(due.len());
+    let mut plan = Vec::with_capacity(due.len());
     for (one, task) in due {
         let reminder = config.reminders.iter().find(|r| r.name == one.reminder);
-        let again = match (reminder, task) {
-            (Some(reminder), Some(task)) if still_waiting(&task, &one) => {
+        let mut firing = Firing {
+            due: one,
+            deliveries: Vec::new(),
+            again: None,
+        };
+        if let (Some(reminder), Some(task)) = (reminder, task) {
+            if still_waiting(&task, &firing.due) {
                 let origin = format!("reminder:{}:{}", reminder.name, task.task_id);
                 let messages = render(config, reminder, &task, now);
-                deliveries.extend(messages.into_iter().map(|m| (origin.clone(), m)));
-                reminder
+                firing.deliveries = messages.into_iter().map(|m| (origin.clone(), m)).collect();
+                firing.again = reminder
                     .repeat
-                    .map(|every| next_due(one.due_at, every, now))
+                    .map(|every| next_due(firing.due.due_at, every, now));
             }
-            _ => None,
-        };
-        next.push((one, again));
+        }
+        plan.push(firing);
     }
-    let woken = deliveries
-        .iter()
-        .map(|(_, d)| d.destination.clone())
-        .collect();
+    Ok(plan)
+}
+
+/// Stores what `plan` decided, for each deadline still owed exactly as it was read: a
+/// webhook that moved or deleted the task in between has cancelled or replaced it, and
+/// then neither its message nor its next deadline may be written over that.
+async fn commit(outbox: &Outbox, plan: Vec<Firing>, now: i64) -> Result<Vec<String>, StoreError> {
+    if plan.is_empty() {
+        return Ok(Vec::new());
+    }
     outbox
         .write(move |conn| {
-            for (origin, delivery) in &deliveries {
-                insert_delivery(conn, origin, delivery, now)?;
-            }
-            for (one, again) in &next {
-                match again {
+            let mut woken = Vec::new();
+            for firing in &plan {
+                if store::owed(conn, &firing.due.task_id, &firing.due.reminder)?.as_ref()
+                    != Some(&firing.due)
+                {
+                    continue;
+                }
+                for (origin, delivery) in &firing.deliveries {
+                    insert_delivery(conn, origin, delivery, now)?;
+                    woken.push(delivery.destination.clone());
+                }
+                match firing.again {
                     Some(due_at) => store::owe(
                         conn,
                         &Due {
-                            due_at: *due_at,
-                            ..one.clone()
+                            due_at,
+                            ..firing.due.clone()
                         },
                     )?,
-                    None => store::done(conn, one)?,
+                    None => store::done(conn, &firing.due)?,
                 }
             }
-            Ok(())
+            Ok(woken)
         })
-        .await?;
-    Ok(woken)
+        .await
 }
 
 /// Whether `task` is still where `due` was owed for: moving it on cancels the reminder even

@@ -47,6 +47,23 @@ pub fn owe(conn: &Connection, due: &Due) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The reminder `reminder` owed for `task_id`, if one is.
+pub fn owed(conn: &Connection, task_id: &str, reminder: &str) -> rusqlite::Result<Option<Due>> {
+    let mut select = conn.prepare_cached(
+        "SELECT task_id, reminder, stage, due_at FROM reminders_due \
+         WHERE task_id = ?1 AND reminder = ?2",
+    )?;
+    let mut rows = select.query_map(params![task_id, reminder], |row| {
+        Ok(Due {
+            task_id: row.get(0)?,
+            reminder: row.get(1)?,
+            stage: row.get(2)?,
+            due_at: row.get(3)?,
+        })
+    })?;
+    rows.next().transpose()
+}
+
 /// Reminders due at or before `now`, earliest first.
 pub fn due(conn: &Connection, now: i64) -> rusqlite::Result<Vec<Due>> {
     let mut select = conn.prepare_cached(

@@ -152,6 +152,44 @@ async fn a_reminder_is_cancelled_when_the_task_moves_on() {
 }
 
 #[tokio::test]
+async fn a_move_between_reading_a_deadline_and_storing_its_message_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let outbox = Outbox::open(&config.delivery.store_path).unwrap();
+    accept(&outbox, &config, created_and_in_review(0)).await;
+    let moved = event(
+        "TASK_ENTERED_STAGE",
+        json!({"stageName": "Review_2"}),
+        11 * MINUTE,
+    );
+
+    let read = plan(&outbox, &config, 11 * MINUTE).await.unwrap();
+    accept(&outbox, &config, vec![moved]).await;
+    let woken = commit(&outbox, read, 11 * MINUTE).await.unwrap();
+    let owed = outbox
+        .read(|conn| Ok(store::due(conn, i64::MAX)?))
+        .await
+        .unwrap();
+
+    assert!(woken.is_empty(), "{woken:?}");
+    assert!(
+        texts(&outbox).is_empty(),
+        "a message for a stage the task left"
+    );
+    assert_eq!(
+        owed,
+        [Due {
+            task_id: TASK.into(),
+            reminder: "review-waiting".into(),
+            stage: "Review_2".into(),
+            // Event timestamps under 10^12 are seconds.
+            due_at: 11 * MINUTE * 1_000 + 10 * MINUTE,
+        }],
+        "the new stage's deadline is kept"
+    );
+}
+
+#[tokio::test]
 async fn a_reminder_is_cancelled_when_the_task_is_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
