@@ -81,7 +81,8 @@ pub struct Event {
     /// The timestamp exactly as sent (number or string), `null` when absent.
     pub timestamp: Value,
     /// When the event happened; the time of receipt when the timestamp is missing or
-    /// unreadable, since an event is never dropped over its timestamp.
+    /// unreadable, since an event is never dropped over its timestamp, and when it is later
+    /// than the receipt, since an event cannot have happened after it arrived.
     pub time: DateTime<Utc>,
     /// Organisation id.
     pub org_id: String,
@@ -118,6 +119,10 @@ pub struct Batch {
     pub count_mismatch: Option<Value>,
     /// Elements whose timestamp could not be read, so the time of receipt stands in.
     pub unreadable_timestamps: Vec<usize>,
+    /// Ids of the events whose timestamp was later than the time of receipt, which stands
+    /// in for it: one event dated in the future would otherwise make every real event of
+    /// its task look older.
+    pub future_timestamps: Vec<String>,
 }
 
 /// Why a body is not a valid RedBrick envelope.
@@ -145,7 +150,8 @@ impl EventError {
     }
 }
 
-/// Parses and validates a request body; `now` stands in for unreadable timestamps.
+/// Parses and validates a request body; `now`, the time of receipt, stands in for
+/// unreadable timestamps and for those later than it.
 pub fn parse_body(body: &[u8], now: DateTime<Utc>) -> Result<Batch, EventError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|err| EventError::Json(err.to_string()))?;
@@ -168,6 +174,7 @@ pub fn parse_envelope(value: &Value, now: DateTime<Utc>) -> Result<Batch, EventE
         skipped: Vec::new(),
         count_mismatch: count_mismatch(envelope, payload.len()),
         unreadable_timestamps: Vec::new(),
+        future_timestamps: Vec::new(),
     };
     for (index, item) in payload.iter().enumerate() {
         parse_item(index, item, now, &mut batch)?;
@@ -204,10 +211,17 @@ fn parse_item(
 
     let id = required_str(object, "id", &at)?.to_owned();
     let timestamp = object.get("timestamp").cloned().unwrap_or(Value::Null);
-    let time = timestamp_to_time(&timestamp).unwrap_or_else(|| {
-        batch.unreadable_timestamps.push(index);
-        now
-    });
+    let time = match timestamp_to_time(&timestamp) {
+        Some(time) if time > now => {
+            batch.future_timestamps.push(id.clone());
+            now
+        }
+        Some(time) => time,
+        None => {
+            batch.unreadable_timestamps.push(index);
+            now
+        }
+    };
     let data = match object.get("data") {
         Some(Value::Object(data)) => data,
         Some(_) => return Err(EventError::field(at("data"), "must be an object")),
@@ -327,6 +341,23 @@ mod tests {
         assert_eq!(batch.events[0].time, now());
         assert_eq!(batch.events[0].timestamp, json!("soon"));
         assert_eq!(batch.unreadable_timestamps, vec![0]);
+    }
+
+    #[test]
+    fn a_timestamp_later_than_receipt_gives_the_time_of_receipt() {
+        let future = json!("2999-01-01T00:00:00Z");
+        let body = json!({"payload": [stage_event(future.clone()), stage_event(json!(1))]});
+
+        let batch = parse_envelope(&body, now()).unwrap();
+
+        assert_eq!(batch.events[0].time, now());
+        assert_eq!(
+            batch.events[0].timestamp, future,
+            "the timestamp stays as sent"
+        );
+        assert_eq!(batch.events[1].time.timestamp(), 1, "a past time is kept");
+        assert_eq!(batch.future_timestamps, vec!["e1".to_owned()]);
+        assert!(batch.unreadable_timestamps.is_empty());
     }
 
     #[test]

@@ -136,6 +136,46 @@ async fn an_older_event_arriving_late_does_not_overwrite_the_newer_stage() {
 }
 
 #[tokio::test]
+async fn an_event_dated_in_the_future_does_not_freeze_the_task() {
+    let relay = Relay::builder()
+        .slack("moves")
+        .slack("alerts")
+        .text_rule(
+            "moves",
+            &["moves"],
+            "{{stage}}{{#if previous_stage}} from {{previous_stage}}{{/if}}",
+        )
+        .config("events = [\"TASK_ENTERED_STAGE\"]")
+        .config(
+            r#"[[rules]]
+name = "rejected"
+stages = ["Label"]
+from_stages = ["Review_*"]
+to = ["alerts"]
+text = "{{task_name}} rejected: back from {{previous_stage}} to {{stage}}"
+"#,
+        )
+        .start()
+        .await;
+    let mut far_future = task_entered_stage("Review_1");
+    far_future["timestamp"] = Value::from("2999-01-01T00:00:00Z");
+
+    let created = post(&relay, ago(task_created("CT_0042"), 2)).await;
+    let review = post(&relay, far_future).await;
+    // Dated now, after the far-future event was received: a real, later move.
+    let mut back_to_label = task_entered_stage("Label");
+    back_to_label["timestamp"] = Value::from(chrono::Utc::now().timestamp_millis());
+    let label = post(&relay, back_to_label).await;
+
+    assert_eq!([created, review, label], [0, 1, 2], "messages per event");
+    let moves = relay.fake("moves").wait_for_texts(2).await;
+    assert_eq!(moves, ["Review_1", "Label from Review_1"]);
+    let alerts = relay.fake("alerts").wait_for_texts(1).await;
+    assert_eq!(alerts, ["CT_0042 rejected: back from Review_1 to Label"]);
+    relay.assert_no_violations();
+}
+
+#[tokio::test]
 async fn task_memory_survives_a_restart() {
     let mut relay = Relay::builder()
         .slack("chat")

@@ -187,6 +187,10 @@ fn log_oddities(batch: &Batch, received: usize) {
     for index in &batch.unreadable_timestamps {
         tracing::warn!(index, "unreadable timestamp; using the time of receipt");
     }
+    for id in &batch.future_timestamps {
+        tracing::warn!(event_id = ?clip(id),
+            "timestamp is in the future; using the time of receipt");
+    }
 }
 
 /// Text from a request, cut short for a log line. It is logged with `?`, quoted and
