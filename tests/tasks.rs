@@ -420,3 +420,41 @@ async fn the_tasks_command_keeps_hostile_names_to_one_short_line_and_stops_quiet
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_deliveries_command_stops_quietly_when_its_reader_does() {
+    let relay = Relay::builder()
+        .slack("chat")
+        .text_rule("all", &["chat"], "{{task_name}}")
+        .start()
+        .await;
+    // Enough rows that the table outgrows a pipe's buffer.
+    for batch in 0..3 {
+        let created = (0..500)
+            .map(|i| {
+                let task = format!("bbbbbbbb-3333-4c4d-9e5f-{:012}", batch * 500 + i);
+                of_task(task_created(&format!("CT_{batch}_{i}")), &task)
+            })
+            .collect();
+        assert_eq!(relay.post(&envelope(created)).await.status, 200);
+    }
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_redbrick-relay"))
+        .args(["deliveries", "--limit", "5000", "--config"])
+        .arg(relay.config_path())
+        .env_remove("RELAY_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("a header");
+    drop(stdout);
+    let output = child.wait_with_output().expect("the binary finishes");
+
+    assert!(first.trim_start().starts_with("ID  STATE"), "{first}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -3,6 +3,7 @@
 //! They open the store named by the config file directly, so they work while the relay
 //! runs (it notices replayed deliveries within a second) and need none of its secrets.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,10 +31,13 @@ pub fn deliveries(config: &Path, args: &DeliveriesArgs) -> ExitCode {
             "AGE",
             "LAST ERROR",
         ];
-        println!("{}", widths.line(header.map(str::to_owned)));
-        for row in &rows {
-            println!("{}", widths.line(cells(row, now)));
-        }
+        let lines = std::iter::once(widths.line(header.map(str::to_owned)))
+            .chain(rows.iter().map(|row| widths.line(cells(row, now))));
+        // A reader that stops early (`| head`) is not an error, and must not be a panic.
+        let mut out = std::io::stdout().lock();
+        let _ = lines
+            .into_iter()
+            .try_for_each(|line| writeln!(out, "{line}"));
         Ok(())
     })
 }
