@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::event::Event;
+use crate::outbox::NewDelivery;
 use crate::render::{event_context, with_route, Markup, RenderFailure, Renderer};
 use crate::rules::TemplateChoice;
 use crate::tasks::Recall;
@@ -24,6 +25,17 @@ pub struct Message {
     pub text: String,
     /// The exact bytes to send.
     pub body: Vec<u8>,
+}
+
+/// A message is queued as a delivery: its rule, its destination's name and its body.
+impl From<Message> for NewDelivery {
+    fn from(message: Message) -> NewDelivery {
+        NewDelivery {
+            rule: message.rule,
+            destination: message.destination,
+            body: message.body,
+        }
+    }
 }
 
 /// A message that could not be rendered.

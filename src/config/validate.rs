@@ -250,7 +250,10 @@ fn destination(
             // A URL here means the kind is wrong: the message would only be printed.
             for (value, field) in [(&raw.url, "url"), (&raw.url_file, "url_file")] {
                 if let Some(value) = value {
-                    let message = format!("a console destination has no `{field}`; for a webhook, set `kind = \"slack\"` or `\"teams\"`");
+                    let message = format!(
+                        "a console destination has no `{field}`; for a webhook, \
+                         set `kind = \"slack\"` or `\"teams\"`"
+                    );
                     checker.problem(value.span(), format!("{key}.{field}"), message);
                 }
             }

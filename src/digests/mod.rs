@@ -268,11 +268,7 @@ fn render(config: &Config, digest: &Digest, facts: &Facts<'_>) -> Vec<NewDeliver
     for destination in &digest.to {
         let context: Value = with_route(base.clone(), &digest.name, destination);
         match message(config, &digest.name, destination, template, context, None) {
-            Ok(Some(m)) => deliveries.push(NewDelivery {
-                rule: m.rule,
-                destination: m.destination,
-                body: m.body,
-            }),
+            Ok(Some(m)) => deliveries.push(m.into()),
             Ok(None) => {}
             Err(err) => tracing::error!(error = %err, "digest not rendered"),
         }

@@ -274,11 +274,7 @@ fn render(config: &Config, reminder: &Reminder, task: &Task, now: i64) -> Vec<Ne
             context,
             link.as_deref(),
         ) {
-            Ok(Some(m)) => deliveries.push(NewDelivery {
-                rule: m.rule,
-                destination: m.destination,
-                body: m.body,
-            }),
+            Ok(Some(m)) => deliveries.push(m.into()),
             Ok(None) => {}
             Err(err) => tracing::error!(error = %err, "reminder not rendered"),
         }

@@ -177,11 +177,7 @@ fn render(config: &Config, group: &Closed) -> Vec<NewDelivery> {
             context,
             link.as_deref(),
         ) {
-            Ok(Some(m)) => deliveries.push(NewDelivery {
-                rule: m.rule,
-                destination: m.destination,
-                body: m.body,
-            }),
+            Ok(Some(m)) => deliveries.push(m.into()),
             Ok(None) => {}
             Err(err) => tracing::error!(error = %err, "roll-up not rendered"),
         }

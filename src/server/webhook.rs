@@ -15,7 +15,7 @@ use crate::deliver::Deliverer;
 use crate::event::{Batch, Event};
 use crate::metrics::Metrics;
 use crate::outbox::{Acceptance, IncomingEvent, NewDelivery, StoreError};
-use crate::route::{route, Held, Message};
+use crate::route::{route, Held};
 use crate::tasks::{self, Recall};
 use crate::{digests, reminders, rollup};
 
@@ -151,7 +151,7 @@ fn prepare<'a>(
     };
     let incoming = IncomingEvent {
         event_id: event.id.clone(),
-        deliveries: routed.messages.into_iter().map(to_delivery).collect(),
+        deliveries: routed.messages.into_iter().map(NewDelivery::from).collect(),
     };
     (outline, incoming, routed.held)
 }
@@ -162,14 +162,6 @@ struct Outline<'a> {
     rules: Vec<String>,
     held: usize,
     destinations: Vec<String>,
-}
-
-fn to_delivery(message: Message) -> NewDelivery {
-    NewDelivery {
-        rule: message.rule,
-        destination: message.destination,
-        body: message.body,
-    }
 }
 
 fn log_oddities(batch: &Batch, received: usize) {
