@@ -31,14 +31,15 @@ use tracing::{debug, info, warn};
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Step `n` brings a database from version `n` to `n + 1`. Steps only ever add tables and
-/// indexes, so a database written by an older build keeps everything it holds. The tasks
-/// table belongs to `tasks`, which reads and writes it through this store.
-const MIGRATIONS: [&str; 5] = [
+/// add or drop indexes, so a database written by an older build keeps everything it holds.
+/// The tasks table belongs to `tasks`, which reads and writes it through this store.
+const MIGRATIONS: [&str; 6] = [
     SCHEMA,
     crate::tasks::SCHEMA,
     crate::rollup::SCHEMA,
     crate::reminders::SCHEMA,
     crate::digests::SCHEMA,
+    crate::tasks::DROP_INDEXES,
 ];
 
 /// Long enough to ride out an operator command holding the write lock, short enough that a stuck
@@ -397,22 +398,31 @@ impl Outbox {
 
     /// `accept_at`, with `also` run in the same transaction once each event is known to be
     /// fresh or a duplicate: what it writes is durable exactly when the deliveries are, and
-    /// is rolled back with them.
-    pub async fn accept_with<F>(
+    /// is rolled back with them. What `also` returns goes to `committed`, which the writer
+    /// thread calls once the commit is durable, in commit order, before the caller hears:
+    /// for state kept in memory that must follow the store exactly. It must be quick.
+    pub async fn accept_with<F, A, C>(
         &self,
         events: Vec<IncomingEvent>,
         now_ms: i64,
         also: F,
+        committed: C,
     ) -> Result<Vec<Acceptance>, StoreError>
     where
-        F: FnOnce(&Connection, &[Acceptance]) -> rusqlite::Result<()> + Send + 'static,
+        F: FnOnce(&Connection, &[Acceptance]) -> rusqlite::Result<A> + Send + 'static,
+        A: Send + 'static,
+        C: FnOnce(A) + Send + 'static,
     {
-        self.submit(move |conn| {
+        let work = move |conn: &Connection| {
             let outcome = record_events(conn, &events, now_ms)?;
-            also(conn, &outcome)?;
-            Ok(Ok(outcome))
-        })
-        .await
+            let written = also(conn, &outcome)?;
+            Ok(Ok((outcome, written)))
+        };
+        let then = move |(outcome, written)| {
+            committed(written);
+            outcome
+        };
+        self.submit_then(work, then).await
     }
 
     /// Runs `work` in the next group commit, for the other tables of this database.
@@ -673,9 +683,22 @@ impl Outbox {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Work<T> + Send + 'static,
     {
+        self.submit_then(work, |output| output).await
+    }
+
+    /// `submit`, with `then` turning the work's output into the answer on the writer
+    /// thread, once the commit is durable and before the next batch begins.
+    async fn submit_then<T, R, F, H>(&self, work: F, then: H) -> Result<R, StoreError>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Work<T> + Send + 'static,
+        H: FnOnce(T) -> R + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Task {
             work: Some(work),
+            then,
             output: None,
             reply,
         });
@@ -758,16 +781,19 @@ trait Job: Send {
     fn answer(self: Box<Self>, failure: Option<&str>);
 }
 
-struct Task<T, F> {
+struct Task<T, R, F, H> {
     work: Option<F>,
+    then: H,
     output: Option<Result<T, StoreError>>,
-    reply: oneshot::Sender<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
 }
 
-impl<T, F> Job for Task<T, F>
+impl<T, R, F, H> Job for Task<T, R, F, H>
 where
     T: Send,
+    R: Send,
     F: FnOnce(&Connection) -> Work<T> + Send,
+    H: FnOnce(T) -> R + Send,
 {
     fn run(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         let work = self
@@ -779,9 +805,14 @@ where
     }
 
     fn answer(self: Box<Self>, failure: Option<&str>) {
-        let Task { output, reply, .. } = *self;
+        let Task {
+            output,
+            reply,
+            then,
+            ..
+        } = *self;
         let result = match (failure, output) {
-            (None, Some(output)) => output,
+            (None, Some(output)) => output.map(then),
             (Some(reason), _) => Err(StoreError::Transaction(reason.to_owned())),
             (None, None) => Err(StoreError::Transaction("the job did not run".into())),
         };

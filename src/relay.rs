@@ -43,6 +43,8 @@ pub async fn run(
 pub struct Relay {
     config: watch::Receiver<Arc<Config>>,
     deliverer: Deliverer,
+    /// The tasks written last, shared by the server and the pruning.
+    recent: tasks::Recent,
     /// Pruning, roll-ups, reminders and digests: stopped with the server, since they only write
     /// to the store.
     background: Vec<JoinHandle<()>>,
@@ -57,7 +59,12 @@ impl Relay {
         let store_path = config.borrow().delivery.store_path.clone();
         let outbox = Outbox::open(&store_path)?;
         let deliverer = Deliverer::start(outbox, config.clone(), metrics).await;
-        let pruner = tokio::spawn(prune_forever(deliverer.clone(), config.clone()));
+        let recent = tasks::Recent::new();
+        let pruner = tokio::spawn(prune_forever(
+            deliverer.clone(),
+            recent.clone(),
+            config.clone(),
+        ));
         let waker = deliverer.clone();
         let rollups = tokio::spawn(rollup::run(
             deliverer.outbox().clone(),
@@ -82,6 +89,7 @@ impl Relay {
         Ok(Relay {
             config,
             deliverer,
+            recent,
             background: vec![pruner, rollups, reminders, digests],
         })
     }
@@ -94,7 +102,7 @@ impl Relay {
     /// Serves `listener` until `shutdown` resolves; then lets sends in flight finish
     /// within the configured grace.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let state = AppState::new(self.config.clone(), self.deliverer.clone());
+        let state = AppState::new(self.config.clone(), self.deliverer.clone(), self.recent);
         server::run(listener, state, shutdown).await;
 
         self.background.iter().for_each(JoinHandle::abort);
@@ -103,7 +111,11 @@ impl Relay {
     }
 }
 
-async fn prune_forever(deliverer: Deliverer, config: watch::Receiver<Arc<Config>>) {
+async fn prune_forever(
+    deliverer: Deliverer,
+    recent: tasks::Recent,
+    config: watch::Receiver<Arc<Config>>,
+) {
     loop {
         let window = config.borrow().delivery.dedup_window;
         let now = deliverer.clock().now_ms();
@@ -117,7 +129,7 @@ async fn prune_forever(deliverer: Deliverer, config: watch::Receiver<Arc<Config>
             Err(err) => tracing::error!(error = %err, "cannot prune seen event ids"),
         }
         let silence = config.borrow().tasks.forget_after;
-        match tasks::forget(deliverer.outbox(), silence, now).await {
+        match tasks::forget(deliverer.outbox(), &recent, silence, now).await {
             Ok(0) => {}
             Ok(forgotten) => tracing::info!(forgotten, "forgot deleted and silent tasks"),
             Err(err) => tracing::error!(error = %err, "cannot prune the task memory"),

@@ -12,7 +12,6 @@ mod context;
 mod schedule;
 mod store;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ pub use store::{Counted, SCHEMA};
 use crate::config::Config;
 use crate::deliver::Clock;
 use crate::event::{Event, EventKind};
-use crate::outbox::{insert_delivery, Acceptance, NewDelivery, Outbox, StoreError};
+use crate::outbox::{insert_delivery, NewDelivery, Outbox, StoreError};
 use crate::render::with_route;
 use crate::route::message;
 use crate::rules::TemplateChoice;
@@ -72,24 +71,18 @@ impl Digest {
 }
 
 /// Logs the creations, moves and deletions among the fresh events of a batch, received
-/// at `now`. Runs in the transaction that accepts the batch, before the task memory
-/// learns it, so that each event is compared with the memory as it was.
+/// at `now`, given what each changed in the task memory (`tasks::record`, `None` for a
+/// duplicate). Runs in the transaction that accepts the batch.
 pub fn note(
     conn: &Connection,
     events: &[Event],
-    acceptance: &[Acceptance],
+    changes: &[Option<tasks::Change>],
     now: i64,
 ) -> rusqlite::Result<()> {
-    let mut known: HashMap<String, Option<Task>> = HashMap::new();
-    for (event, accepted) in events.iter().zip(acceptance) {
-        if *accepted != Acceptance::Fresh {
+    for (event, change) in events.iter().zip(changes) {
+        let Some(tasks::Change { before, after }) = change else {
             continue;
-        }
-        let before = match known.remove(&event.task_id) {
-            Some(task) => task,
-            None => tasks::remembered(conn, &event.task_id)?,
         };
-        let (_, after) = tasks::observe(before.clone(), event, now);
         let ids = (event.org_id.as_str(), event.project_id.as_str());
         match event.kind {
             EventKind::TaskCreated => store::log(conn, now, ids, None, "created")?,
@@ -97,12 +90,11 @@ pub fn note(
                 let stage = before.as_ref().and_then(|t| t.stage.as_deref());
                 store::log(conn, now, ids, stage, "deleted")?;
             }
-            EventKind::TaskEnteredStage if moved(before.as_ref(), &after) => {
+            EventKind::TaskEnteredStage if moved(before.as_ref(), after) => {
                 store::log(conn, now, ids, after.stage.as_deref(), "moved")?;
             }
             EventKind::TaskEnteredStage => {}
         }
-        known.insert(event.task_id.clone(), Some(after));
     }
     Ok(())
 }

@@ -67,10 +67,15 @@ async fn accept(outbox: &Outbox, payload: Vec<Value>, now: i64) {
         })
         .collect();
     outbox
-        .accept_with(incoming, now, move |conn, accepted| {
-            note(conn, &events, accepted, now)?;
-            tasks::record(conn, &events, accepted, now)
-        })
+        .accept_with(
+            incoming,
+            now,
+            move |conn, accepted| {
+                let changes = tasks::record(conn, &events, accepted, now)?;
+                note(conn, &events, &changes, now)
+            },
+            drop,
+        )
         .await
         .unwrap();
 }

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::deliver::Clock;
 use crate::event::{Event, EventKind};
 use crate::links::{Links, MAX_LINK_CHARS};
-use crate::outbox::{insert_delivery, Acceptance, NewDelivery, Outbox, StoreError};
+use crate::outbox::{insert_delivery, NewDelivery, Outbox, StoreError};
 use crate::render::with_route;
 use crate::route::message;
 use crate::rules::{Pattern, TemplateChoice};
@@ -66,21 +66,22 @@ impl Reminder {
     }
 }
 
-/// Owes and cancels reminders for the fresh events of a batch, inside the transaction
-/// that accepts it and after the task memory has learnt them.
+/// Owes and cancels reminders for the fresh events of a batch, given what each changed in
+/// the task memory (`tasks::record`, `None` for a duplicate), inside the transaction that
+/// accepts it.
 pub fn schedule(
     conn: &Connection,
     reminders: &[Reminder],
     events: &[Event],
-    acceptance: &[Acceptance],
+    changes: &[Option<tasks::Change>],
 ) -> rusqlite::Result<()> {
-    for (event, accepted) in events.iter().zip(acceptance) {
-        if *accepted != Acceptance::Fresh {
+    for (event, change) in events.iter().zip(changes) {
+        let Some(change) = change else {
             continue;
-        }
+        };
         match event.kind {
             EventKind::TaskDeleted => store::cancel(conn, &event.task_id)?,
-            EventKind::TaskEnteredStage => reschedule(conn, reminders, event)?,
+            EventKind::TaskEnteredStage => reschedule(conn, reminders, event, &change.after)?,
             EventKind::TaskCreated => {}
         }
     }
@@ -89,16 +90,18 @@ pub fn schedule(
 
 /// A move cancels the reminders of the stage left and owes those of the stage entered. An
 /// event that did not move the task (a late one) changes nothing.
-fn reschedule(conn: &Connection, reminders: &[Reminder], event: &Event) -> rusqlite::Result<()> {
-    let Some(task) = tasks::remembered(conn, &event.task_id)? else {
-        return Ok(());
-    };
+fn reschedule(
+    conn: &Connection,
+    reminders: &[Reminder],
+    event: &Event,
+    task: &Task,
+) -> rusqlite::Result<()> {
     let entered = event.time.timestamp_millis();
     if task.deleted || task.entered_at != Some(entered) || task.stage != event.stage {
         return Ok(());
     }
     store::cancel(conn, &task.task_id)?;
-    for reminder in reminders.iter().filter(|r| r.watches(&task)) {
+    for reminder in reminders.iter().filter(|r| r.watches(task)) {
         let after = i64::try_from(reminder.after.as_millis()).unwrap_or(i64::MAX);
         let due = Due {
             task_id: task.task_id.clone(),

@@ -63,10 +63,15 @@ async fn accept(outbox: &Outbox, config: &Config, payload: Vec<Value>) {
         .collect();
     let reminders = config.reminders.clone();
     outbox
-        .accept_with(incoming, 0, move |conn, accepted| {
-            tasks::record(conn, &events, accepted, 0)?;
-            schedule(conn, &reminders, &events, accepted)
-        })
+        .accept_with(
+            incoming,
+            0,
+            move |conn, accepted| {
+                let changes = tasks::record(conn, &events, accepted, 0)?;
+                schedule(conn, &reminders, &events, &changes)
+            },
+            drop,
+        )
         .await
         .unwrap();
 }

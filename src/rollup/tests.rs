@@ -69,9 +69,12 @@ async fn accept(outbox: &Outbox, config: &Config, events: &[crate::event::Event]
         })
         .collect();
     outbox
-        .accept_with(incoming, now, move |conn, accepted| {
-            hold(conn, &held, accepted, now)
-        })
+        .accept_with(
+            incoming,
+            now,
+            move |conn, accepted| hold(conn, &held, accepted, now),
+            drop,
+        )
         .await
         .unwrap();
 }

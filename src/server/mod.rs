@@ -33,6 +33,7 @@ pub use listener::Peer;
 use crate::config::{Config, ServerConfig};
 use crate::deliver::Deliverer;
 use crate::event::{parse_body, Batch, EventError};
+use crate::tasks::Recent;
 
 /// What the server needs: the current config and where messages go.
 #[derive(Clone)]
@@ -43,11 +44,17 @@ pub struct AppState {
     pub deliverer: Deliverer,
     /// Requests handled at once.
     pub permits: Arc<Semaphore>,
+    /// The tasks written last, which routing reads before the store.
+    pub recent: Recent,
 }
 
 impl AppState {
     /// State for `config`, with the concurrency limit it sets.
-    pub fn new(config: watch::Receiver<Arc<Config>>, deliverer: Deliverer) -> AppState {
+    pub fn new(
+        config: watch::Receiver<Arc<Config>>,
+        deliverer: Deliverer,
+        recent: Recent,
+    ) -> AppState {
         let permits = Arc::new(Semaphore::new(
             config.borrow().server.max_concurrent_requests,
         ));
@@ -55,6 +62,7 @@ impl AppState {
             config,
             deliverer,
             permits,
+            recent,
         }
     }
 }
@@ -210,7 +218,7 @@ where
     let bytes = body::read(body, encoding, server.max_body_bytes, server.body_timeout).await?;
     let batch = parse_body(&bytes, Utc::now()).map_err(invalid)?;
     check_event_count(&batch, server.max_events)?;
-    webhook::dispatch(config, &state.deliverer, batch).await
+    webhook::dispatch(config, &state.deliverer, &state.recent, batch).await
 }
 
 /// The checks made before a byte of the body is read, in the order the module doc gives:

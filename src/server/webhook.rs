@@ -16,7 +16,7 @@ use crate::event::{Batch, Event};
 use crate::metrics::Metrics;
 use crate::outbox::{Acceptance, IncomingEvent, NewDelivery, StoreError};
 use crate::route::{route, Held};
-use crate::tasks::{self, Recall};
+use crate::tasks::{self, Recall, Recent, Task};
 use crate::{digests, reminders, rollup};
 
 /// Renders the batch's messages, commits them to the outbox, then wakes their workers.
@@ -24,6 +24,7 @@ use crate::{digests, reminders, rollup};
 pub async fn dispatch(
     config: &Config,
     deliverer: &Deliverer,
+    recent: &Recent,
     batch: Batch,
 ) -> Result<Summary, ApiError> {
     let mut summary = Summary {
@@ -35,7 +36,7 @@ pub async fn dispatch(
     let metrics = deliverer.metrics();
     metrics.events_skipped(batch.skipped.len());
 
-    let recalls = tasks::recall(deliverer.outbox(), &batch.events)
+    let recalls = tasks::recall(deliverer.outbox(), recent, &batch.events)
         .await
         .map_err(store_unavailable)?;
     let mut outlines = Vec::with_capacity(batch.events.len());
@@ -50,12 +51,15 @@ pub async fn dispatch(
     let events = batch.events.clone();
     let watching = config.reminders.clone();
     let remember = move |conn: &Connection, acceptance: &[Acceptance], now| {
-        digests::note(conn, &events, acceptance, now)?;
-        tasks::record(conn, &events, acceptance, now)?;
-        reminders::schedule(conn, &watching, &events, acceptance)?;
-        rollup::hold(conn, &held, acceptance, now)
+        let changes = tasks::record(conn, &events, acceptance, now)?;
+        digests::note(conn, &events, &changes, now)?;
+        reminders::schedule(conn, &watching, &events, &changes)?;
+        rollup::hold(conn, &held, acceptance, now)?;
+        Ok(changes.into_iter().flatten().map(|c| c.after).collect())
     };
-    let acceptance = commit(deliverer, incoming, remember).await?;
+    let learner = recent.clone();
+    let learn = move |written| learner.learn(written);
+    let acceptance = commit(deliverer, incoming, remember, learn).await?;
     for (outline, accepted) in outlines.into_iter().zip(acceptance) {
         match accepted {
             Acceptance::Fresh => release(deliverer, outline, &mut summary),
@@ -78,22 +82,24 @@ pub async fn dispatch(
 }
 
 /// Stores the events' deliveries in one commit, with what `also` writes given each
-/// event's fate and the time; a store that fails asks RedBrick to send the webhook again.
-async fn commit<F>(
+/// event's fate and the time, and hands the tasks it wrote to `learn` once durable; a
+/// store that fails asks RedBrick to send the webhook again.
+async fn commit<F, L>(
     deliverer: &Deliverer,
     incoming: Vec<IncomingEvent>,
     also: F,
+    learn: L,
 ) -> Result<Vec<Acceptance>, ApiError>
 where
-    F: FnOnce(&Connection, &[Acceptance], i64) -> rusqlite::Result<()> + Send + 'static,
+    F: FnOnce(&Connection, &[Acceptance], i64) -> rusqlite::Result<Vec<Task>> + Send + 'static,
+    L: FnOnce(Vec<Task>) + Send + 'static,
 {
     // Stamped with the workers' clock, which they compare the stamps with: the system
     // clock may have been set since they started.
     let now = deliverer.clock().now_ms();
     let outbox = deliverer.outbox();
-    let accepted = outbox.accept_with(incoming, now, move |conn, acceptance| {
-        also(conn, acceptance, now)
-    });
+    let remember = move |conn: &Connection, acceptance: &[Acceptance]| also(conn, acceptance, now);
+    let accepted = outbox.accept_with(incoming, now, remember, learn);
     accepted.await.map_err(store_unavailable)
 }
 

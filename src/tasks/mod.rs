@@ -9,6 +9,7 @@
 //! database. Matching and rendering read a [`Recall`]: the memory as it was just before
 //! the event.
 
+mod recent;
 mod span;
 mod store;
 
@@ -17,8 +18,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use recent::Recent;
 pub use span::human;
-pub use store::SCHEMA;
+pub use store::{DROP_INDEXES, SCHEMA};
 
 use crate::event::{Event, EventKind};
 use crate::outbox::{Acceptance, Outbox, StoreError};
@@ -142,12 +144,20 @@ pub fn recall_all(mut known: HashMap<String, Task>, events: &[Event]) -> Vec<Rec
     recalls
 }
 
-/// [`recall_all`] from the store, reading only; nothing is remembered until [`record`].
-pub async fn recall(outbox: &Outbox, events: &[Event]) -> Result<Vec<Recall>, StoreError> {
-    let ids: Vec<String> = events.iter().map(|e| e.task_id.clone()).collect();
-    let known = outbox
-        .read(move |conn| Ok(store::load_many(conn, &ids)?))
-        .await?;
+/// [`recall_all`] from what `recent` holds and, for the tasks it does not, from the store;
+/// reading only: nothing is remembered until [`record`].
+pub async fn recall(
+    outbox: &Outbox,
+    recent: &Recent,
+    events: &[Event],
+) -> Result<Vec<Recall>, StoreError> {
+    let (mut known, missing) = recent.lookup(events.iter().map(|e| e.task_id.as_str()));
+    if !missing.is_empty() {
+        let stored = outbox
+            .read(move |conn| Ok(store::load_many(conn, &missing)?))
+            .await?;
+        known.extend(stored);
+    }
     Ok(recall_all(known, events))
 }
 
@@ -158,23 +168,37 @@ pub fn recall_blocking(outbox: &Outbox, events: &[Event]) -> Result<Vec<Recall>,
     Ok(recall_all(known, events))
 }
 
+/// What one fresh event did to its task's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The task as remembered before the event (`None` for a task never seen).
+    pub before: Option<Task>,
+    /// The task as remembered after it.
+    pub after: Task,
+}
+
 /// Remembers the fresh events of a batch, inside the transaction that stores their
-/// deliveries. Each task is read again here, under the write lock, so two webhooks about
-/// one task at the same time both count.
+/// deliveries, and returns what each changed (`None` for a duplicate), in the events'
+/// order, for the other writers of that transaction. Each task is read again here, under
+/// the write lock, so two webhooks about one task at the same time both count.
 pub fn record(
     conn: &Connection,
     events: &[Event],
     acceptance: &[Acceptance],
     heard_at: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Vec<Option<Change>>> {
+    let mut changes = Vec::with_capacity(events.len());
     for (event, accepted) in events.iter().zip(acceptance) {
-        if *accepted == Acceptance::Fresh {
-            let known = store::load(conn, &event.task_id)?;
-            let (_, task) = observe(known, event, heard_at);
-            store::save(conn, &task)?;
+        if *accepted != Acceptance::Fresh {
+            changes.push(None);
+            continue;
         }
+        let before = store::load(conn, &event.task_id)?;
+        let (_, after) = observe(before.clone(), event, heard_at);
+        store::save(conn, &after)?;
+        changes.push(Some(Change { before, after }));
     }
-    Ok(())
+    Ok(changes)
 }
 
 /// The task with id `task_id`, if remembered, read in the caller's transaction.
@@ -187,14 +211,23 @@ pub fn live(conn: &Connection) -> rusqlite::Result<Vec<Task>> {
     store::live(conn, None)
 }
 
-/// Forgets deleted tasks past [`DELETED_GRACE`] and tasks not heard of for `silence`.
-/// Returns how many were forgotten.
-pub async fn forget(outbox: &Outbox, silence: Duration, now: i64) -> Result<usize, StoreError> {
+/// Forgets deleted tasks past [`DELETED_GRACE`] and tasks not heard of for `silence`, in
+/// the store and then in `recent`. Returns how many were forgotten.
+pub async fn forget(
+    outbox: &Outbox,
+    recent: &Recent,
+    silence: Duration,
+    now: i64,
+) -> Result<usize, StoreError> {
     let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     let (silent_before, deleted_before) = (now - ms(silence), now - ms(DELETED_GRACE));
-    outbox
+    let forgotten = outbox
         .write(move |conn| store::prune(conn, silent_before, deleted_before))
-        .await
+        .await?;
+    if forgotten > 0 {
+        recent.clear();
+    }
+    Ok(forgotten)
 }
 
 /// Which tasks [`list`] returns.

@@ -27,8 +27,31 @@ CREATE INDEX IF NOT EXISTS tasks_by_heard ON tasks (heard_at);
 CREATE INDEX IF NOT EXISTS tasks_by_project ON tasks (project_id, stage);
 ";
 
-const COLUMNS: &str = "task_id, org_id, project_id, name, stage, previous_stage, entered_at, \
-     moved_by, deleted, last_event_at, heard_at";
+/// Drops the indexes `SCHEMA` made (schema version 6). Every webhook rewrites its tasks'
+/// rows, and each index moved an entry to a page of its own in every such commit, which
+/// cost write volume per webhook; the queries they served (pruning and the `tasks` command)
+/// run rarely, and scanning the table serves them.
+pub const DROP_INDEXES: &str = "
+DROP INDEX IF EXISTS tasks_by_heard;
+DROP INDEX IF EXISTS tasks_by_project;
+";
+
+/// Every column, in the order `task_from_row` reads them.
+macro_rules! columns {
+    () => {
+        "task_id, org_id, project_id, name, stage, previous_stage, entered_at, moved_by, \
+         deleted, last_event_at, heard_at"
+    };
+}
+
+const SELECT_ONE: &str = concat!("SELECT ", columns!(), " FROM tasks WHERE task_id = ?1");
+
+const SELECT_LIVE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM tasks WHERE deleted = 0 AND (?1 IS NULL OR project_id = ?1) \
+     ORDER BY entered_at IS NULL, entered_at, task_id"
+);
 
 const UPSERT: &str = "INSERT OR REPLACE INTO tasks (task_id, org_id, project_id, name, stage, \
      previous_stage, entered_at, moved_by, deleted, last_event_at, heard_at) \
@@ -36,8 +59,7 @@ const UPSERT: &str = "INSERT OR REPLACE INTO tasks (task_id, org_id, project_id,
 
 /// The task with id `task_id`, if remembered.
 pub fn load(conn: &Connection, task_id: &str) -> rusqlite::Result<Option<Task>> {
-    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE task_id = ?1");
-    let mut select = conn.prepare_cached(&sql)?;
+    let mut select = conn.prepare_cached(SELECT_ONE)?;
     select.query_row([task_id], task_from_row).optional()
 }
 
@@ -89,11 +111,7 @@ pub fn prune(
 
 /// Tasks not deleted, of one project if given, longest in their stage first.
 pub fn live(conn: &Connection, project: Option<&str>) -> rusqlite::Result<Vec<Task>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM tasks WHERE deleted = 0 AND (?1 IS NULL OR project_id = ?1) \
-         ORDER BY entered_at IS NULL, entered_at, task_id"
-    );
-    let mut select = conn.prepare_cached(&sql)?;
+    let mut select = conn.prepare_cached(SELECT_LIVE)?;
     let rows = select.query_map([project], task_from_row)?;
     rows.collect()
 }

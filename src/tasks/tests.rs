@@ -126,6 +126,17 @@ fn open_temp() -> (tempfile::TempDir, Outbox) {
 
 /// Accepts `events` (no deliveries) and records them, as a webhook does.
 async fn remember(outbox: &Outbox, events: Vec<Event>, heard_at: i64) -> Vec<Acceptance> {
+    remember_in(outbox, &Recent::new(), events, heard_at).await
+}
+
+/// `remember`, teaching `recent` the tasks written once the commit is durable.
+async fn remember_in(
+    outbox: &Outbox,
+    recent: &Recent,
+    events: Vec<Event>,
+    heard_at: i64,
+) -> Vec<Acceptance> {
+    let recent = recent.clone();
     let incoming = events
         .iter()
         .map(|e| IncomingEvent {
@@ -134,9 +145,12 @@ async fn remember(outbox: &Outbox, events: Vec<Event>, heard_at: i64) -> Vec<Acc
         })
         .collect();
     outbox
-        .accept_with(incoming, heard_at, move |conn, accepted| {
-            record(conn, &events, accepted, heard_at)
-        })
+        .accept_with(
+            incoming,
+            heard_at,
+            move |conn, accepted| record(conn, &events, accepted, heard_at),
+            move |changes| recent.learn(changes.into_iter().flatten().map(|c| c.after).collect()),
+        )
         .await
         .unwrap()
 }
@@ -150,11 +164,58 @@ async fn memory_survives_reopening_the_store() {
     drop(outbox);
 
     let outbox = Outbox::open(&path).unwrap();
-    let recalls = recall(&outbox, &[entered("Review_1", 61)]).await.unwrap();
+    let recalls = recall(&outbox, &Recent::new(), &[entered("Review_1", 61)])
+        .await
+        .unwrap();
 
     assert_eq!(recalls[0].task_name.as_deref(), Some("CT_1"));
     assert_eq!(recalls[0].previous_stage.as_deref(), Some("Label"));
     assert_eq!(recalls[0].time_in_previous_stage.map(human).unwrap(), "1 h");
+}
+
+#[tokio::test]
+async fn recall_reads_what_recent_learnt_at_each_commit_and_the_store_for_the_rest() {
+    let (_dir, outbox) = open_temp();
+    let recent = Recent::new();
+    remember_in(&outbox, &recent, vec![created("CT_1", 0)], 5).await;
+    remember_in(&outbox, &recent, vec![entered("Label", 1)], 6).await;
+    let mut other = created("CT_2", 0);
+    other.task_id = "other".into();
+    other.id = "c-other".into();
+    remember(&outbox, vec![other], 7).await;
+
+    let held = recent.lookup(["t", "other"]);
+    let next = [entered("Review_1", 61), entered("Review_1", 61)];
+    let mut elsewhere = next[1].clone();
+    elsewhere.task_id = "other".into();
+    let events = [next[0].clone(), elsewhere];
+    let recalls = recall(&outbox, &recent, &events).await.unwrap();
+
+    assert_eq!(held.0["t"].stage.as_deref(), Some("Label"));
+    assert_eq!(held.1, vec!["other".to_owned()]);
+    assert_eq!(recalls[0].task_name.as_deref(), Some("CT_1"));
+    assert_eq!(recalls[0].previous_stage.as_deref(), Some("Label"));
+    assert_eq!(
+        recalls[1].task_name.as_deref(),
+        Some("CT_2"),
+        "read from the store"
+    );
+}
+
+#[tokio::test]
+async fn forgetting_tasks_empties_recent() {
+    let (_dir, outbox) = open_temp();
+    let recent = Recent::new();
+    remember_in(&outbox, &recent, vec![entered("Label", 1)], 0).await;
+
+    let forgotten = forget(&outbox, &recent, Duration::from_secs(60), 10 * MINUTE)
+        .await
+        .unwrap();
+
+    assert_eq!(forgotten, 1);
+    assert!(recent.is_empty());
+    let recalls = recall(&outbox, &recent, &[entered("Review_1", 61)]).await;
+    assert_eq!(recalls.unwrap()[0].previous_stage, None);
 }
 
 #[tokio::test]
@@ -186,9 +247,10 @@ async fn forgets_deleted_tasks_after_the_grace_and_silent_ones_after_the_age() {
     remember(&outbox, vec![deleted, entered("Label", 3)], 50 * MINUTE).await;
     let day = Duration::from_secs(86_400);
 
-    let early = forget(&outbox, day, 100 * MINUTE).await.unwrap();
-    let late = forget(&outbox, day, 111 * MINUTE).await.unwrap();
-    let later = forget(&outbox, day, 24 * 60 * MINUTE + MINUTE)
+    let recent = Recent::new();
+    let early = forget(&outbox, &recent, day, 100 * MINUTE).await.unwrap();
+    let late = forget(&outbox, &recent, day, 111 * MINUTE).await.unwrap();
+    let later = forget(&outbox, &recent, day, 24 * 60 * MINUTE + MINUTE)
         .await
         .unwrap();
 
@@ -215,11 +277,23 @@ async fn a_store_written_before_task_memory_is_migrated_with_its_deliveries() {
 
     let deliveries = outbox.list(None, None, 10).unwrap();
     assert_eq!(deliveries.len(), 1, "the old delivery is kept");
-    let version: i64 = Connection::open(&path)
-        .unwrap()
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    let task_indexes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' \
+             AND sql IS NOT NULL",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 6);
+    assert_eq!(
+        task_indexes, 0,
+        "tasks are read by id only, through the primary key"
+    );
     assert_eq!(list(&outbox, &Filter::default()).unwrap().len(), 1);
 }
 
