@@ -33,13 +33,14 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Step `n` brings a database from version `n` to `n + 1`. Steps only ever add tables and
 /// add or drop indexes, so a database written by an older build keeps everything it holds.
 /// The tasks table belongs to `tasks`, which reads and writes it through this store.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     SCHEMA,
     crate::tasks::SCHEMA,
     crate::rollup::SCHEMA,
     crate::reminders::SCHEMA,
     crate::digests::SCHEMA,
     crate::tasks::DROP_INDEXES,
+    PENDING_INDEX,
 ];
 
 /// Long enough to ride out an operator command holding the write lock, short enough that a stuck
@@ -73,6 +74,17 @@ CREATE TABLE IF NOT EXISTS seen_events (
     seen_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_events_by_age ON seen_events (seen_at);
+";
+
+/// Indexes only the pending deliveries, which is all the workers look up (schema version
+/// 7). The index of every delivery by destination and state, which this replaces, moved
+/// an entry from the `pending` part to the `sent` part at every success; now a success only
+/// removes one, from a small index. Operator commands that list sent or dead deliveries scan
+/// the table instead.
+const PENDING_INDEX: &str = "
+DROP INDEX IF EXISTS deliveries_by_destination;
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (destination, id)
+    WHERE state = 'pending';
 ";
 
 const INSERT_SEEN: &str = "INSERT OR IGNORE INTO seen_events (event_id, seen_at) VALUES (?1, ?2)";
@@ -422,7 +434,7 @@ impl Outbox {
             committed(written);
             outcome
         };
-        self.submit_then(work, then).await
+        self.submit_then(Durability::Disk, work, then).await
     }
 
     /// Runs `work` in the next group commit, for the other tables of this database.
@@ -667,14 +679,15 @@ impl Outbox {
             Mark::Expire(error) => (State::Dead, 0, None, Some(error)),
         };
 
-        self.submit(move |conn| {
+        let work = move |conn: &Connection| {
             let mut update = conn.prepare_cached(UPDATE_PENDING)?;
             if update.execute(params![id, state, attempts, next, error, now_ms])? == 0 {
                 return Ok(Err(StoreError::NotPending { id }));
             }
             Ok(Ok(()))
-        })
-        .await
+        };
+        self.submit_then(Durability::Process, work, |done| done)
+            .await
     }
 
     /// Queues `work` for the next group commit and waits until that commit is durable.
@@ -683,12 +696,18 @@ impl Outbox {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Work<T> + Send + 'static,
     {
-        self.submit_then(work, |output| output).await
+        self.submit_then(Durability::Disk, work, |output| output)
+            .await
     }
 
     /// `submit`, with `then` turning the work's output into the answer on the writer
     /// thread, once the commit is durable and before the next batch begins.
-    async fn submit_then<T, R, F, H>(&self, work: F, then: H) -> Result<R, StoreError>
+    async fn submit_then<T, R, F, H>(
+        &self,
+        durability: Durability,
+        work: F,
+        then: H,
+    ) -> Result<R, StoreError>
     where
         T: Send + 'static,
         R: Send + 'static,
@@ -697,6 +716,7 @@ impl Outbox {
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Task {
+            durability,
             work: Some(work),
             then,
             output: None,
@@ -779,9 +799,26 @@ type Work<T> = rusqlite::Result<Result<T, StoreError>>;
 trait Job: Send {
     fn run(&mut self, conn: &Connection) -> rusqlite::Result<()>;
     fn answer(self: Box<Self>, failure: Option<&str>);
+    /// Whether its commit must reach the disk before the answer (see [`Durability`]).
+    fn durability(&self) -> Durability;
+}
+
+/// How far a commit must get before its callers hear of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// On the disk (fsync): what a crash of the whole machine must not lose, such as an
+    /// accepted webhook, which RedBrick will not send again.
+    Disk,
+    /// Written to the operating system, which survives a crash or `kill -9` of the relay
+    /// but not a power failure. For the outcome of an attempt: losing one to a power
+    /// failure can only make the relay send a message again, never lose it, and the next
+    /// `Disk` commit makes it durable anyway. Spares a destination's worker an fsync
+    /// between two sends.
+    Process,
 }
 
 struct Task<T, R, F, H> {
+    durability: Durability,
     work: Option<F>,
     then: H,
     output: Option<Result<T, StoreError>>,
@@ -804,6 +841,10 @@ where
         Ok(())
     }
 
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
     fn answer(self: Box<Self>, failure: Option<&str>) {
         let Task {
             output,
@@ -822,17 +863,27 @@ where
 }
 
 fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
+    // `configure` left the connection syncing every commit.
+    let mut syncing = Durability::Disk;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-        commit_batch(&mut conn, batch, commits);
+        commit_batch(&mut conn, &mut syncing, batch, commits);
     }
     debug!("outbox writer stopped: every handle was dropped");
 }
 
-fn commit_batch(conn: &mut Connection, mut batch: Vec<Box<dyn Job>>, commits: &AtomicU64) {
+fn commit_batch(
+    conn: &mut Connection,
+    syncing: &mut Durability,
+    mut batch: Vec<Box<dyn Job>>,
+    commits: &AtomicU64,
+) {
     let started = Instant::now();
-    let failure = run_batch(conn, &mut batch).err().map(|e| e.to_string());
+    let failure = sync_for(conn, syncing, &batch)
+        .and_then(|()| run_batch(conn, &mut batch))
+        .err()
+        .map(|e| e.to_string());
 
     match &failure {
         None => {
@@ -846,6 +897,30 @@ fn commit_batch(conn: &mut Connection, mut batch: Vec<Box<dyn Job>>, commits: &A
     for job in batch {
         job.answer(failure.as_deref());
     }
+}
+
+/// Makes the next commit sync to the disk when any job of `batch` needs it, and not
+/// otherwise; `syncing` is what the connection does now. In WAL mode a commit that does
+/// not sync still reaches the operating system, and the next one that syncs takes it
+/// to the disk too.
+fn sync_for(
+    conn: &Connection,
+    syncing: &mut Durability,
+    batch: &[Box<dyn Job>],
+) -> rusqlite::Result<()> {
+    let wanted = match batch.iter().any(|job| job.durability() == Durability::Disk) {
+        true => Durability::Disk,
+        false => Durability::Process,
+    };
+    if wanted != *syncing {
+        let mode = match wanted {
+            Durability::Disk => "FULL",
+            Durability::Process => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", mode)?;
+        *syncing = wanted;
+    }
+    Ok(())
 }
 
 /// Any SQL error rolls back the whole batch: a statement failing on I/O may already have
@@ -1420,6 +1495,65 @@ mod tests {
             matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_workers_read_through_the_index_of_pending_deliveries() {
+        let (_dir, outbox) = open_temp();
+        let plan = outbox
+            .read_blocking(|conn| {
+                let sql = format!("EXPLAIN QUERY PLAN {SELECT_PENDING}");
+                let mut explain = conn.prepare(&sql)?;
+                let rows = explain
+                    .query_map(params!["reviewers", 0, 64], |row| row.get::<_, String>(3))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?.join("; "))
+            })
+            .unwrap();
+
+        assert!(plan.contains("USING INDEX deliveries_pending"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    }
+
+    /// A job that only declares how durable its commit must be.
+    struct Declared(Durability);
+
+    impl Job for Declared {
+        fn run(&mut self, _: &Connection) -> rusqlite::Result<()> {
+            Ok(())
+        }
+
+        fn answer(self: Box<Self>, _: Option<&str>) {}
+
+        fn durability(&self) -> Durability {
+            self.0
+        }
+    }
+
+    #[test]
+    fn only_a_batch_holding_a_job_that_needs_the_disk_waits_for_it() {
+        let dir = TempDir::new().unwrap();
+        let conn = open_side(&dir.path().join("relay.db")).unwrap();
+        let synchronous = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .unwrap()
+        };
+        let batch = |kinds: &[Durability]| -> Vec<Box<dyn Job>> {
+            kinds
+                .iter()
+                .map(|&d| Box::new(Declared(d)) as Box<dyn Job>)
+                .collect()
+        };
+        let mut syncing = Durability::Disk;
+        assert_eq!(synchronous(&conn), 2, "FULL, as configured");
+
+        sync_for(&conn, &mut syncing, &batch(&[Durability::Process])).unwrap();
+        let marks_only = synchronous(&conn);
+        let mixed = [Durability::Process, Durability::Disk];
+        sync_for(&conn, &mut syncing, &batch(&mixed)).unwrap();
+
+        assert_eq!(marks_only, 1, "NORMAL: written to the system, not synced");
+        assert_eq!(synchronous(&conn), 2, "FULL again");
+        assert_eq!(syncing, Durability::Disk);
     }
 
     #[test]
