@@ -18,7 +18,13 @@ use tokio::runtime::Runtime;
 const BATCH: usize = 64;
 
 /// A Slack body of the workload's size.
-const BODY: &[u8] = br#"{"text":"Task <https://app.redbrickai.com/1e3fdaf5-094f-4958-9a3a-ddd55e8e561b/projects/c9d3f8f2-0a91-48f3-86bd-3e6ece68288c/tasks/26240f02-c74f-4880-9985-718589fe547d|26240f02-c74f-4880-9985-718589fe547d> entered stage *Review_1* (by reviewer3@example.com) [review1-imaging]"}"#;
+const BODY: &[u8] = concat!(
+    r#"{"text":"Task <https://app.redbrickai.com/1e3fdaf5-094f-4958-9a3a-ddd55e8e561b/"#,
+    r#"projects/c9d3f8f2-0a91-48f3-86bd-3e6ece68288c/tasks/26240f02-c74f-4880-9985-718589fe547d"#,
+    r#"|26240f02-c74f-4880-9985-718589fe547d> entered stage *Review_1* "#,
+    r#"(by reviewer3@example.com) [review1-imaging]"}"#,
+)
+.as_bytes();
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()

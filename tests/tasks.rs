@@ -390,19 +390,7 @@ async fn the_tasks_command_keeps_hostile_names_to_one_short_line_and_stops_quiet
     }
 
     let reviews = tasks_command(&relay, &["--stage", "Review_*"]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_redbrick-relay"))
-        .args(["tasks", "--config"])
-        .arg(relay.config_path())
-        .env_remove("RELAY_CONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let mut first = String::new();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
-    std::io::BufRead::read_line(&mut stdout, &mut first).expect("a header");
-    drop(stdout);
-    let output = child.wait_with_output().expect("the binary finishes");
+    let (first, output) = first_line_then_close(&relay, &["tasks"]);
 
     let shown = format!("CT_1 CT_2  Output  1 s  Chest CT [2J{}…", "x".repeat(23));
     assert_eq!(
@@ -439,8 +427,20 @@ async fn the_deliveries_command_stops_quietly_when_its_reader_does() {
         assert_eq!(relay.post(&envelope(created)).await.status, 200);
     }
 
+    let (first, output) = first_line_then_close(&relay, &["deliveries", "--limit", "5000"]);
+
+    assert!(first.trim_start().starts_with("ID  STATE"), "{first}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Runs the command `args` on the relay's config, reads its first line, then closes the
+/// pipe as `| head -1` would; returns that line and how the command ended.
+fn first_line_then_close(relay: &Relay, args: &[&str]) -> (String, std::process::Output) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_redbrick-relay"))
-        .args(["deliveries", "--limit", "5000", "--config"])
+        .args(args)
+        .arg("--config")
         .arg(relay.config_path())
         .env_remove("RELAY_CONFIG")
         .stdout(std::process::Stdio::piped())
@@ -452,9 +452,5 @@ async fn the_deliveries_command_stops_quietly_when_its_reader_does() {
     std::io::BufRead::read_line(&mut stdout, &mut first).expect("a header");
     drop(stdout);
     let output = child.wait_with_output().expect("the binary finishes");
-
-    assert!(first.trim_start().starts_with("ID  STATE"), "{first}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{:?}: {stderr}", output.status);
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    (first, output)
 }
