@@ -30,10 +30,11 @@ use tracing::{debug, info, warn};
 /// Stored in `PRAGMA user_version`: the number of steps in `MIGRATIONS` applied.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Step `n` brings a database from version `n` to `n + 1`. Steps only ever add tables and
-/// add or drop indexes, so a database written by an older build keeps everything it holds.
-/// The tasks table belongs to `tasks`, which reads and writes it through this store.
-const MIGRATIONS: [&str; 7] = [
+/// Step `n` brings a database from version `n` to `n + 1`. Steps add tables, add or drop
+/// indexes, or rebuild a table with every row it holds, so a database written by an older
+/// build keeps everything it holds. The tasks table belongs to `tasks`, which reads and
+/// writes it through this store.
+const MIGRATIONS: [&str; 8] = [
     SCHEMA,
     crate::tasks::SCHEMA,
     crate::rollup::SCHEMA,
@@ -41,6 +42,7 @@ const MIGRATIONS: [&str; 7] = [
     crate::digests::SCHEMA,
     crate::tasks::DROP_INDEXES,
     PENDING_INDEX,
+    STATE_CHECK,
 ];
 
 /// Long enough to ride out an operator command holding the write lock, short enough that a stuck
@@ -85,6 +87,37 @@ const PENDING_INDEX: &str = "
 DROP INDEX IF EXISTS deliveries_by_destination;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (destination, id)
     WHERE state = 'pending';
+";
+
+/// Rebuilds `deliveries` with its state check written as comparisons (schema version 8).
+/// SQLite turns `state IN (...)` in a CHECK into a temporary table built afresh for every
+/// row inserted or updated: a fifth of the instructions of recording a success. Rows keep
+/// their ids, and the AUTOINCREMENT counter is carried over first, so an id that was
+/// purged is still never given again.
+const STATE_CHECK: &str = "
+CREATE TABLE deliveries_rebuilt (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state = 'pending' OR state = 'sent' OR state = 'dead'),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    updated_at INTEGER NOT NULL
+);
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'deliveries_rebuilt', seq FROM sqlite_sequence WHERE name = 'deliveries';
+INSERT INTO deliveries_rebuilt (id, event_id, rule, destination, body, state, attempts,
+        created_at, next_attempt_at, last_error, updated_at)
+    SELECT id, event_id, rule, destination, body, state, attempts,
+        created_at, next_attempt_at, last_error, updated_at
+    FROM deliveries ORDER BY id;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_rebuilt RENAME TO deliveries;
+CREATE INDEX deliveries_pending ON deliveries (destination, id) WHERE state = 'pending';
 ";
 
 const INSERT_SEEN: &str = "INSERT OR IGNORE INTO seen_events (event_id, seen_at) VALUES (?1, ?2)";
@@ -1512,6 +1545,86 @@ mod tests {
 
         assert!(plan.contains("USING INDEX deliveries_pending"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    }
+
+    #[tokio::test]
+    async fn a_version_7_store_keeps_its_deliveries_ids_and_counter_through_the_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let old = Connection::open(&path).unwrap();
+        for step in &MIGRATIONS[..7] {
+            old.execute_batch(step).unwrap();
+        }
+        old.pragma_update(None, "user_version", 7).unwrap();
+        // Three deliveries, then the newest purged: the counter stays at 3.
+        old.execute_batch(
+            "INSERT INTO deliveries (event_id, rule, destination, body, state, attempts, \
+                 created_at, next_attempt_at, last_error, updated_at) VALUES \
+             ('e1', 'r', 'slack', x'61', 'sent', 1, 10, 10, NULL, 11), \
+             ('e2', 'r', 'slack', x'62', 'pending', 2, 20, 25, 'HTTP 500', 21), \
+             ('e3', 'r', 'teams', x'63', 'dead', 1, 30, 30, 'HTTP 404', 31); \
+             DELETE FROM deliveries WHERE id = 3;",
+        )
+        .unwrap();
+        drop(old);
+
+        let outbox = Outbox::open(&path).unwrap();
+        let kept: Vec<_> = outbox.list(None, None, 10).unwrap();
+        let head = outbox.head("slack").await.unwrap().unwrap();
+        outbox
+            .accept_at(vec![event("e4", vec![delivery("r", "slack", "d")])], 40)
+            .await
+            .unwrap();
+
+        let summary: Vec<_> = kept
+            .iter()
+            .map(|r| (r.id, r.state, r.attempts, r.last_error.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (2, State::Pending, 2, Some("HTTP 500".to_owned())),
+                (1, State::Sent, 1, None),
+            ]
+        );
+        assert_eq!(
+            (head.id, head.body, head.next_attempt_at),
+            (2, b"b".to_vec(), 25)
+        );
+        assert_eq!(ids(&outbox.list(None, None, 10).unwrap()), [4, 2, 1]);
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 8);
+        let bogus = conn.execute(
+            "INSERT INTO deliveries (event_id, rule, destination, body, state, \
+                 created_at, next_attempt_at, updated_at) VALUES ('e5', 'r', 's', x'', 'lost', 1, 1, 1)",
+            [],
+        );
+        assert!(bogus.is_err(), "the state is still checked");
+    }
+
+    #[test]
+    fn recording_an_outcome_builds_no_temporary_table() {
+        let (_dir, outbox) = open_temp();
+        let opcodes = |sql: &'static str| {
+            outbox
+                .read_blocking(move |conn| {
+                    let mut explain = conn.prepare(&format!("EXPLAIN {sql}"))?;
+                    let unbound = vec![rusqlite::types::Null; explain.parameter_count()];
+                    let params = rusqlite::params_from_iter(unbound);
+                    let rows = explain.query_map(params, |row| row.get::<_, String>(1))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+                .unwrap()
+        };
+
+        for sql in [UPDATE_PENDING, INSERT_DELIVERY] {
+            let ops = opcodes(sql);
+            assert!(ops.contains(&"Insert".to_owned()), "{ops:?}");
+            assert!(!ops.contains(&"OpenEphemeral".to_owned()), "{sql}: {ops:?}");
+        }
     }
 
     /// A job that only declares how durable its commit must be.

@@ -289,7 +289,7 @@ async fn a_store_written_before_task_memory_is_migrated_with_its_deliveries() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     assert_eq!(
         task_indexes, 0,
         "tasks are read by id only, through the primary key"
