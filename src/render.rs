@@ -107,7 +107,7 @@ impl Markup {
 }
 
 /// A template that failed to compile, with its position inside the template text.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason}")]
 pub struct CompileError {
     /// Line and column inside the template, when known.
@@ -174,6 +174,23 @@ impl Renderer {
             registry.register_template(name, template.clone());
         }
         Ok(())
+    }
+
+    /// Adds under `name` a copy of the template compiled as `existing`, without parsing
+    /// its text again; false if there is no such template.
+    ///
+    /// A config with many rules repeats a few inline texts: copying is cheap next to
+    /// parsing.
+    pub fn add_copy(&mut self, name: &str, existing: &str) -> bool {
+        for registry in self.registries.values_mut() {
+            let Some(template) = registry.get_template(existing) else {
+                return false;
+            };
+            let mut template = template.clone();
+            template.name = Some(name.to_owned());
+            registry.register_template(name, template);
+        }
+        true
     }
 
     /// Whether a template of that name is compiled.
@@ -599,6 +616,34 @@ mod tests {
             err.to_string(),
             "template `t` failed to render at line 2, column 3: no variable `task_nmae`"
         );
+    }
+
+    #[test]
+    fn a_copy_renders_and_fails_under_its_own_name() {
+        let mut renderer = renderer("{{task_name}} {{task_nmae}}");
+
+        assert!(renderer.add_copy("copy", "t"));
+
+        let err = renderer
+            .render("copy", Markup::Slack, &json!({"task_name": "x"}))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "template `copy` failed to render at line 1, column 15: no variable `task_nmae`"
+        );
+        let both = json!({"task_name": "x", "task_nmae": "y"});
+        for markup in Markup::ALL {
+            assert_eq!(renderer.render("copy", markup, &both).unwrap(), "x y");
+        }
+    }
+
+    #[test]
+    fn a_copy_of_an_unknown_template_is_refused() {
+        let mut renderer = Renderer::new();
+
+        assert!(!renderer.add_copy("copy", "missing"));
+
+        assert!(!renderer.has("copy"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! see, for every markup, in strict mode: a misspelt variable fails here, not at 3 a.m.
 //! How a template renders (escaping, helpers) is the `render` module's.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::event::{Event, EventKind};
 use crate::links::Links;
 use crate::people::People;
 use crate::reminders::Reminder;
-use crate::render::{event_context, with_route, Markup, Renderer};
+use crate::render::{event_context, with_route, CompileError, Markup, RenderFailure, Renderer};
 use crate::rules::{Rule, TemplateChoice};
 use crate::tasks::{Recall, Task};
 
@@ -61,11 +61,34 @@ enum Origin {
     Shipped,
 }
 
+/// A sample that failed to render: where in the template, and what to report.
+#[derive(Debug, Clone)]
+struct Failed {
+    position: Option<(usize, usize)>,
+    message: String,
+}
+
+impl Failed {
+    /// `err` while rendering `what` ("a sample digest").
+    fn on(what: &str, err: RenderFailure) -> Failed {
+        Failed {
+            position: err.position,
+            message: format!("fails on {what}: {}", err.reason),
+        }
+    }
+}
+
 /// Loads templates into a [`Renderer`] and remembers where each came from.
 pub(super) struct TemplateLoader {
     dir: PathBuf,
     renderer: Renderer,
     origins: HashMap<String, Origin>,
+    /// The text of the template compiled as each name.
+    texts: HashMap<String, Arc<str>>,
+    /// Each distinct text compiled so far: a name it is compiled as, or why it does not
+    /// compile. A config with many rules repeats a few inline texts, and parsing is most
+    /// of the cost of loading it.
+    compiled: HashMap<Arc<str>, Result<String, CompileError>>,
     defaults_loaded: bool,
 }
 
@@ -76,6 +99,8 @@ impl TemplateLoader {
             dir: dir.to_owned(),
             renderer: Renderer::with_people(people),
             origins: HashMap::new(),
+            texts: HashMap::new(),
+            compiled: HashMap::new(),
             defaults_loaded: false,
         }
     }
@@ -182,9 +207,10 @@ impl TemplateLoader {
         key: &str,
         problems: &mut Vec<Problem>,
     ) -> Option<()> {
-        match self.renderer.add(name, text) {
-            Ok(()) => {
+        match self.register(name, text) {
+            Ok(text) => {
                 self.origins.insert(name.to_owned(), origin);
+                self.texts.insert(name.to_owned(), text);
                 Some(())
             }
             Err(err) => {
@@ -195,17 +221,49 @@ impl TemplateLoader {
         }
     }
 
+    /// Compiles `text` as `name`, copying the template of an earlier name of the same text
+    /// rather than parsing it again; the text as kept, or why it does not compile.
+    fn register(&mut self, name: &str, text: &str) -> Result<Arc<str>, CompileError> {
+        if let Some(outcome) = self.reuse(name, text) {
+            return outcome;
+        }
+        let outcome = self.renderer.add(name, text);
+        let text = Arc::<str>::from(text);
+        let first = match &outcome {
+            Ok(()) => Ok(name.to_owned()),
+            Err(err) => Err(err.clone()),
+        };
+        self.compiled.insert(text.clone(), first);
+        outcome.map(|()| text)
+    }
+
+    /// What compiling `text` as `name` gives, from an earlier template of that text.
+    fn reuse(&mut self, name: &str, text: &str) -> Option<Result<Arc<str>, CompileError>> {
+        let (known, first) = self.compiled.get_key_value(text)?;
+        let first = match first {
+            Ok(first) => first,
+            Err(err) => return Some(Err(err.clone())),
+        };
+        // That name may have been compiled again since, from another text: a rule name
+        // used twice is reported, but both rules are still checked.
+        let unchanged = self.texts.get(first) == Some(known);
+        (unchanged && self.renderer.add_copy(name, first)).then(|| Ok(known.clone()))
+    }
+
     /// Renders every reachable (template, event type) pair for every markup; `rules` are
     /// the valid rules with their position in the file. A template is reported once, on
-    /// the first sample it fails: the same mistake would fail the others too.
+    /// the first sample it fails: the same mistake would fail the others too. Templates
+    /// of the same text render alike, so each text is tried on each sample once; when it
+    /// fails, each rule's own inline text is still reported where that rule gives it.
     pub(super) fn check_samples(
         &self,
         rules: &[(usize, Rule)],
         problems: &mut Vec<Problem>,
         links: &Links,
     ) {
-        let mut checked = BTreeSet::new();
-        let mut failed = BTreeSet::new();
+        let mut checked = HashSet::new();
+        let mut failed = HashSet::new();
+        let mut outcomes = HashMap::new();
         for (index, rule) in rules {
             let kinds = rule
                 .events
@@ -218,20 +276,40 @@ impl TemplateLoader {
                     TemplateChoice::Default => kind.default_template(),
                     TemplateChoice::Named(name) => name.as_str(),
                 };
-                if failed.contains(name) || !checked.insert((name.to_owned(), kind, grouped)) {
+                if failed.contains(name) || !checked.insert((name, kind, grouped)) {
                     continue;
                 }
-                let key = match (&rule.template, self.origins.get(name)) {
-                    (TemplateChoice::Default, _) => format!("rules[{index}]"),
-                    (_, Some(Origin::Inline(_))) => format!("rules[{index}].text"),
-                    _ => format!("rules[{index}].template"),
+                let sample = (kind, grouped);
+                let outcome = match self.texts.get(name) {
+                    Some(text) => outcomes
+                        .entry((&**text, sample))
+                        .or_insert_with(|| self.try_sample(name, sample, links))
+                        .clone(),
+                    None => self.try_sample(name, sample, links),
                 };
-                if let Err(problem) = self.try_sample(name, (kind, grouped), &key, links) {
-                    problems.push(problem);
-                    failed.insert(name.to_owned());
+                if let Err(failed_on) = outcome {
+                    let key = self.key("rules", *index, &rule.template, name);
+                    problems.push(self.located(name, failed_on, &key));
+                    failed.insert(name);
                 }
             }
         }
+    }
+
+    /// The key to report a problem with `name` at: the list item itself for a default
+    /// template, else its `text` or `template`.
+    fn key(&self, list: &str, index: usize, choice: &TemplateChoice, name: &str) -> String {
+        match (choice, self.origins.get(name)) {
+            (TemplateChoice::Default, _) => format!("{list}[{index}]"),
+            (_, Some(Origin::Inline(_))) => format!("{list}[{index}].text"),
+            _ => format!("{list}[{index}].template"),
+        }
+    }
+
+    /// A sample failure of `name`, at the place its text came from.
+    fn located(&self, name: &str, failed: Failed, key: &str) -> Problem {
+        let origin = self.origins.get(name).unwrap_or(&Origin::Shipped);
+        located(origin, failed.position, key, failed.message, name)
     }
 
     /// Renders every reminder's template for a sample waiting task, for every markup.
@@ -246,11 +324,7 @@ impl TemplateLoader {
                 TemplateChoice::Default => crate::reminders::DEFAULT_TEMPLATE,
                 TemplateChoice::Named(name) => name.as_str(),
             };
-            let key = match (&reminder.template, self.origins.get(name)) {
-                (TemplateChoice::Default, _) => format!("reminders[{index}]"),
-                (_, Some(Origin::Inline(_))) => format!("reminders[{index}].text"),
-                _ => format!("reminders[{index}].template"),
-            };
+            let key = self.key("reminders", *index, &reminder.template, name);
             let task = sample_task();
             let hour = 3_600_000;
             let now = task.entered_at.unwrap_or_default() + 4 * hour + 10 * 60_000;
@@ -259,9 +333,8 @@ impl TemplateLoader {
             let context = with_route(base, &reminder.name, "x");
             for markup in Markup::ALL {
                 if let Err(err) = self.renderer.render(name, markup, &context) {
-                    let origin = self.origins.get(name).cloned().unwrap_or(Origin::Shipped);
-                    let message = format!("fails on a sample waiting task: {}", err.reason);
-                    problems.push(located(&origin, err.position, &key, message, name));
+                    let failed = Failed::on("a sample waiting task", err);
+                    problems.push(self.located(name, failed, &key));
                     break;
                 }
             }
@@ -280,17 +353,12 @@ impl TemplateLoader {
                 TemplateChoice::Default => crate::digests::DEFAULT_TEMPLATE,
                 TemplateChoice::Named(name) => name.as_str(),
             };
-            let key = match (&digest.template, self.origins.get(name)) {
-                (TemplateChoice::Default, _) => format!("digests[{index}]"),
-                (_, Some(Origin::Inline(_))) => format!("digests[{index}].text"),
-                _ => format!("digests[{index}].template"),
-            };
+            let key = self.key("digests", *index, &digest.template, name);
             let context = sample_digest(&digest.name, links);
             for markup in Markup::ALL {
                 if let Err(err) = self.renderer.render(name, markup, &context) {
-                    let origin = self.origins.get(name).cloned().unwrap_or(Origin::Shipped);
-                    let message = format!("fails on a sample digest: {}", err.reason);
-                    problems.push(located(&origin, err.position, &key, message, name));
+                    let failed = Failed::on("a sample digest", err);
+                    problems.push(self.located(name, failed, &key));
                     break;
                 }
             }
@@ -302,9 +370,8 @@ impl TemplateLoader {
         &self,
         name: &str,
         (kind, grouped): (EventKind, bool),
-        key: &str,
         links: &Links,
-    ) -> Result<(), Problem> {
+    ) -> Result<(), Failed> {
         let sample = sample_event(kind);
         let recall = sample_recall(kind);
         let item = event_context(&sample, &recall, Some("Chest CT"), links);
@@ -318,9 +385,7 @@ impl TemplateLoader {
         };
         for markup in Markup::ALL {
             if let Err(err) = self.renderer.render(name, markup, &context) {
-                let origin = self.origins.get(name).cloned().unwrap_or(Origin::Shipped);
-                let message = format!("fails on {what}: {}", err.reason);
-                return Err(located(&origin, err.position, key, message, name));
+                return Err(Failed::on(&what, err));
             }
         }
         Ok(())

@@ -313,6 +313,86 @@ fn sample_failures_name_the_rule_by_its_place_in_the_file() {
 }
 
 #[test]
+fn rules_sharing_a_failing_text_are_each_reported_where_they_give_it() {
+    let toml = "[destinations.console]\nkind = \"console\"\n\n\
+                [[rules]]\nname = \"a\"\nto = [\"console\"]\ntext = \"{{task_nmae}}\"\n\n\
+                [[rules]]\nname = \"b\"\nto = [\"console\"]\nevents = [\"TASK_DELETED\"]\n\
+                text =   \"{{task_nmae}}\"\n\n\
+                [[rules]]\nname = \"c\"\nto = [\"console\"]\ntext = \"{{task_nmae}}\"\n\n\
+                [[rules]]\nname = \"d\"\nto = [\"console\"]\ntext = \"{{#if x}}{{/each}}\"\n\n\
+                [[rules]]\nname = \"e\"\nto = [\"console\"]\ntext = \"{{#if x}}{{/each}}\"\n";
+
+    let problems = problems(toml);
+
+    assert_eq!(
+        described(&problems),
+        [
+            "relay.toml:23:8: `rules[3].text`: template does not compile: helper \"if\" was \
+             opened, but \"each\" is closing (template line 1, column 10)",
+            "relay.toml:28:8: `rules[4].text`: template does not compile: helper \"if\" was \
+             opened, but \"each\" is closing (template line 1, column 10)",
+            "relay.toml:7:8: `rules[0].text`: fails on a sample TASK_CREATED event: no \
+             variable `task_nmae` (template line 1, column 1)",
+            "relay.toml:13:10: `rules[1].text`: fails on a sample TASK_DELETED event: no \
+             variable `task_nmae` (template line 1, column 1)",
+            "relay.toml:18:8: `rules[2].text`: fails on a sample TASK_CREATED event: no \
+             variable `task_nmae` (template line 1, column 1)",
+        ]
+    );
+}
+
+#[test]
+fn rules_sharing_a_good_text_each_render_it_as_themselves() {
+    let rule = "[[rules]]\nto = [\"console\"]\ntext = \"{{task_name}} for {{rule}}\"\n";
+    let toml = format!(
+        "[destinations.console]\nkind = \"console\"\n\n{}name = \"a\"\n\n{}name = \"b\"\n",
+        rule, rule
+    );
+
+    let config = load(&toml).unwrap();
+
+    let rules = config.rules.rules();
+    let sample = templates::sample_event(crate::event::EventKind::TaskCreated);
+    let render = |rule: &crate::rules::Rule| {
+        let TemplateChoice::Named(template) = &rule.template else {
+            panic!("rule `{}` gives inline text", rule.name);
+        };
+        let item = crate::render::event_context(&sample, &Default::default(), None, &config.links);
+        let context = crate::render::with_route(item, &rule.name, "console");
+        let text = config.renderer.render(template, Markup::Plain, &context);
+        (template.clone(), text.unwrap())
+    };
+    let rendered: Vec<_> = rules.iter().map(render).collect();
+    let expected = |name: &str| {
+        let template = format!("(inline text of rule `{name}`)");
+        (template, format!("CT_chest_0001.nii.gz for {name}"))
+    };
+    assert_eq!(rendered, [expected("a"), expected("b")]);
+}
+
+#[test]
+fn a_rule_name_used_twice_does_not_change_the_text_other_rules_are_checked_with() {
+    let rule = |name: &str, text: &str| {
+        format!("[[rules]]\nname = \"{name}\"\nto = [\"console\"]\ntext = \"{text}\"\n\n")
+    };
+    let toml = format!(
+        "[destinations.console]\nkind = \"console\"\n\n{}{}{}",
+        rule("x", "{{task_name}}"),
+        rule("x", "{{task_nmae}}"),
+        rule("y", "{{task_name}}"),
+    );
+
+    let problems = problems(&toml);
+
+    let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"rules[1].name"), "{keys:?}");
+    assert!(
+        !keys.iter().any(|key| key.starts_with("rules[2]")),
+        "rule `y` gives good text: {keys:?}"
+    );
+}
+
+#[test]
 fn a_failing_template_file_is_pointed_at_the_failing_line() {
     let setup = Setup::new().file("templates/review.hbs", "Task {{task_id}}\n  {{stgae}}\n");
     let toml = format!("{CONSOLE_RULE}template = \"review\"\n");
