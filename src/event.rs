@@ -5,10 +5,15 @@
 //! are set aside as [`Skipped`] so that the rest of the batch still goes through. This
 //! module knows nothing of rules, templates or HTTP.
 
+mod wire;
+
 use std::fmt;
 
 use chrono::{DateTime, TimeZone, Utc};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
+
+use wire::{Envelope, Item, Shape, Text};
 
 /// Integers at or above this are taken as milliseconds, below it as seconds.
 const MILLIS_THRESHOLD: i64 = 1_000_000_000_000;
@@ -153,64 +158,74 @@ impl EventError {
 /// Parses and validates a request body; `now`, the time of receipt, stands in for
 /// unreadable timestamps and for those later than it.
 pub fn parse_body(body: &[u8], now: DateTime<Utc>) -> Result<Batch, EventError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|err| EventError::Json(err.to_string()))?;
-    parse_envelope(&value, now)
+    // Checked whole, first: fields the relay skips are never decoded, so invalid UTF-8
+    // in them would otherwise pass as JSON.
+    let text = std::str::from_utf8(body)
+        .map_err(|err| EventError::Json(format!("invalid UTF-8 at byte {}", err.valid_up_to())))?;
+    let envelope: Shape<Envelope> =
+        serde_json::from_str(text).map_err(|err| EventError::Json(err.to_string()))?;
+    validate(envelope, now)
 }
 
 /// Validates an already parsed envelope.
 pub fn parse_envelope(value: &Value, now: DateTime<Utc>) -> Result<Batch, EventError> {
-    let envelope = value
-        .as_object()
-        .ok_or_else(|| EventError::field("(body)", "must be a JSON object"))?;
-    let payload = match envelope.get("payload") {
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(EventError::field("payload", "must be an array")),
-        None => return Err(EventError::field("payload", "is missing")),
+    let envelope =
+        Shape::<Envelope>::deserialize(value).map_err(|err| EventError::Json(err.to_string()))?;
+    validate(envelope, now)
+}
+
+fn validate(envelope: Shape<Envelope>, now: DateTime<Utc>) -> Result<Batch, EventError> {
+    let Shape::Is(envelope) = envelope else {
+        return Err(EventError::field("(body)", "must be a JSON object"));
+    };
+    let payload = match envelope.payload {
+        Shape::Is(items) => items,
+        Shape::Wrong => return Err(EventError::field("payload", "must be an array")),
+        Shape::Missing => return Err(EventError::field("payload", "is missing")),
     };
 
     let mut batch = Batch {
         events: Vec::with_capacity(payload.len()),
         skipped: Vec::new(),
-        count_mismatch: count_mismatch(envelope, payload.len()),
+        count_mismatch: count_mismatch(envelope.events, payload.len()),
         unreadable_timestamps: Vec::new(),
         future_timestamps: Vec::new(),
     };
-    for (index, item) in payload.iter().enumerate() {
+    for (index, item) in payload.into_iter().enumerate() {
         parse_item(index, item, now, &mut batch)?;
     }
     Ok(batch)
 }
 
-fn count_mismatch(envelope: &Map<String, Value>, len: usize) -> Option<Value> {
-    match envelope.get("events") {
+fn count_mismatch(events: Option<Value>, len: usize) -> Option<Value> {
+    match events {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.as_u64() == Some(len as u64) => None,
-        Some(other) => Some(other.clone()),
+        other => other,
     }
 }
 
 fn parse_item(
     index: usize,
-    item: &Value,
+    item: Shape<Item>,
     now: DateTime<Utc>,
     batch: &mut Batch,
 ) -> Result<(), EventError> {
     let at = |field: &str| format!("payload[{index}].{field}");
-    let object = item
-        .as_object()
-        .ok_or_else(|| EventError::field(format!("payload[{index}]"), "must be an object"))?;
-    let name = required_str(object, "event", &at)?;
-    let Some(kind) = EventKind::parse(name) else {
-        batch.skipped.push(Skipped {
-            index,
-            event: name.to_owned(),
-        });
+    let Shape::Is(item) = item else {
+        return Err(EventError::field(
+            format!("payload[{index}]"),
+            "must be an object",
+        ));
+    };
+    let name = required_str(item.event, "event", &at)?;
+    let Some(kind) = EventKind::parse(&name) else {
+        batch.skipped.push(Skipped { index, event: name });
         return Ok(());
     };
 
-    let id = required_str(object, "id", &at)?.to_owned();
-    let timestamp = object.get("timestamp").cloned().unwrap_or(Value::Null);
+    let id = required_str(item.id, "id", &at)?;
+    let timestamp = item.timestamp.unwrap_or(Value::Null);
     let time = match timestamp_to_time(&timestamp) {
         Some(time) if time > now => {
             batch.future_timestamps.push(id.clone());
@@ -222,54 +237,74 @@ fn parse_item(
             now
         }
     };
-    let data = match object.get("data") {
-        Some(Value::Object(data)) => data,
-        Some(_) => return Err(EventError::field(at("data"), "must be an object")),
-        None => return Err(EventError::field(at("data"), "is missing")),
+    let data = match item.data {
+        Shape::Is(data) => data,
+        Shape::Wrong => return Err(EventError::field(at("data"), "must be an object")),
+        Shape::Missing => return Err(EventError::field(at("data"), "is missing")),
     };
     let data_at = |field: &str| at(&format!("data.{field}"));
     for field in kind.required_fields() {
-        required_str(data, field, &data_at)?;
+        check_required(data.field(field), field, &data_at)?;
     }
 
-    let text = |field: &str| optional_str(data, field, &data_at);
+    let text = |value: Text, field: &str| optional_str(value, field, &data_at);
     batch.events.push(Event {
         kind,
         id,
         timestamp,
         time,
-        org_id: text("orgId")?.unwrap_or_default(),
-        project_id: text("projectId")?.unwrap_or_default(),
-        task_id: text("taskId")?.unwrap_or_default(),
-        task_name: text("taskName")?,
-        stage: text("stageName")?,
-        updated_by: text("updatedBy")?,
+        org_id: text(data.org_id, "orgId")?.unwrap_or_default(),
+        project_id: text(data.project_id, "projectId")?.unwrap_or_default(),
+        task_id: text(data.task_id, "taskId")?.unwrap_or_default(),
+        task_name: text(data.task_name, "taskName")?,
+        stage: text(data.stage_name, "stageName")?,
+        updated_by: text(data.updated_by, "updatedBy")?,
     });
     Ok(())
 }
 
-fn required_str<'a>(
-    object: &'a Map<String, Value>,
+/// `value` as a string that must be there and not be empty.
+fn required_str(
+    value: Text,
     field: &str,
     at: &dyn Fn(&str) -> String,
-) -> Result<&'a str, EventError> {
-    match object.get(field) {
-        Some(Value::String(text)) if !text.is_empty() => Ok(text),
-        Some(Value::String(_)) => Err(EventError::field(at(field), "must not be empty")),
-        Some(_) => Err(EventError::field(at(field), "must be a string")),
-        None => Err(EventError::field(at(field), "is missing")),
+) -> Result<String, EventError> {
+    match value {
+        Text::Is(text) if !text.is_empty() => Ok(text),
+        other => Err(not_given(&other, field, at)),
     }
 }
 
+fn check_required(
+    value: &Text,
+    field: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), EventError> {
+    match value {
+        Text::Is(text) if !text.is_empty() => Ok(()),
+        other => Err(not_given(other, field, at)),
+    }
+}
+
+/// Why `value` is not a required string.
+fn not_given(value: &Text, field: &str, at: &dyn Fn(&str) -> String) -> EventError {
+    let problem = match value {
+        Text::Is(_) => "must not be empty",
+        Text::Null | Text::Other => "must be a string",
+        Text::Missing => "is missing",
+    };
+    EventError::field(at(field), problem)
+}
+
 fn optional_str(
-    object: &Map<String, Value>,
+    value: Text,
     field: &str,
     at: &dyn Fn(&str) -> String,
 ) -> Result<Option<String>, EventError> {
-    match object.get(field) {
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(Value::Null) | None => Ok(None),
-        Some(_) => Err(EventError::field(at(field), "must be a string")),
+    match value {
+        Text::Is(text) => Ok(Some(text)),
+        Text::Null | Text::Missing => Ok(None),
+        Text::Other => Err(EventError::field(at(field), "must be a string")),
     }
 }
 
@@ -409,6 +444,91 @@ mod tests {
         let err = parse_envelope(&body, now()).unwrap_err();
 
         assert_eq!(err.to_string(), "`payload[1].data.stageName` is missing");
+    }
+
+    #[test]
+    fn fields_the_relay_does_not_read_may_hold_anything() {
+        let body = br#"{"version": "v1.0", "extra": {"deep": [[[{"x": [1e300, null]}]]]},
+            "payload": [{"event": "TASK_DELETED", "id": "e1", "timestamp": 1, "data":
+                {"orgId": "o", "projectId": "p", "taskId": "t", "labels": [{"a": 1}],
+                 "taskName": "CT_1", "priority": 3.5}, "meta": "\u00e9"}]}"#;
+
+        let batch = parse_body(body, now()).unwrap();
+
+        assert_eq!(batch.events.len(), 1);
+        assert_eq!(batch.events[0].task_name.as_deref(), Some("CT_1"));
+    }
+
+    #[test]
+    fn keys_are_read_unescaped_and_the_last_of_a_repeated_key_counts() {
+        let body = br#"{"payload": 1, "pay\u006coad": [{"event": "TASK\u005fDELETED",
+            "id": "e1", "id": "e2", "data": {"orgId": "o", "projectId": "p",
+            "taskId": "t", "taskId": "u"}}]}"#;
+
+        let batch = parse_body(body, now()).unwrap();
+
+        let event = &batch.events[0];
+        assert_eq!(
+            (event.kind, event.id.as_str()),
+            (EventKind::TaskDeleted, "e2")
+        );
+        assert_eq!(event.task_id, "u");
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_even_where_nothing_is_read() {
+        let mut body = br#"{"payload": [], "note": "caf"#.to_vec();
+        body.extend_from_slice(b"\xe9\"}");
+
+        let err = parse_body(&body, now()).unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            "body is not valid JSON: invalid UTF-8 at byte 28"
+        );
+    }
+
+    #[test]
+    fn wrong_kinds_are_named_wherever_a_string_or_object_is_expected() {
+        let event = |data: Value| {
+            json!({"payload": [
+                {"event": "TASK_CREATED", "id": "e", "timestamp": 1, "data": data}
+            ]})
+        };
+        let cases = [
+            (
+                json!({"payload": [{"event": 7}]}),
+                "`payload[0].event` must be a string",
+            ),
+            (
+                json!({"payload": [{"event": null}]}),
+                "`payload[0].event` must be a string",
+            ),
+            (
+                json!({"payload": [{"event": ""}]}),
+                "`payload[0].event` must not be empty",
+            ),
+            (
+                json!({"payload": [{"event": "TASK_CREATED", "id": ["e"]}]}),
+                "`payload[0].id` must be a string",
+            ),
+            (event(json!("o")), "`payload[0].data` must be an object"),
+            (
+                event(json!({"orgId": {}})),
+                "`payload[0].data.orgId` must be a string",
+            ),
+            (
+                event(json!({"orgId": "o", "projectId": "p", "taskId": "t", "updatedBy": 1})),
+                "`payload[0].data.updatedBy` must be a string",
+            ),
+        ];
+
+        for (body, expected) in cases {
+            let from_bytes = parse_body(body.to_string().as_bytes(), now()).unwrap_err();
+            let from_value = parse_envelope(&body, now()).unwrap_err();
+            assert_eq!(from_bytes.to_string(), expected, "for body {body}");
+            assert_eq!(from_value, from_bytes, "for body {body}");
+        }
     }
 
     #[test]
