@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, SecondsFormat, Utc};
+use handlebars::template::TemplateElement;
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
     RenderErrorReason, Template, TemplateError,
@@ -193,6 +194,15 @@ impl Renderer {
         true
     }
 
+    /// Whether template `name` includes a partial: only then can it render differently
+    /// under another name, as a template may not include itself (`{{> name}}` inside the
+    /// template `name` fails, but includes `name` from any other).
+    pub fn includes_partials(&self, name: &str) -> bool {
+        self.registries[&Markup::Plain]
+            .get_template(name)
+            .is_some_and(includes_partials)
+    }
+
     /// Whether a template of that name is compiled.
     pub fn has(&self, name: &str) -> bool {
         self.registries[&Markup::Plain].has_template(name)
@@ -231,6 +241,25 @@ impl Default for Renderer {
     fn default() -> Renderer {
         Renderer::new()
     }
+}
+
+/// Whether `template` or any block in it includes a partial; an element of a kind this
+/// does not know is taken to.
+fn includes_partials(template: &Template) -> bool {
+    template.elements.iter().any(|element| match element {
+        TemplateElement::RawString(_)
+        | TemplateElement::Expression(_)
+        | TemplateElement::HtmlExpression(_)
+        | TemplateElement::DecoratorExpression(_)
+        | TemplateElement::Comment(_) => false,
+        TemplateElement::HelperBlock(block) => block
+            .template
+            .iter()
+            .chain(&block.inverse)
+            .any(includes_partials),
+        TemplateElement::DecoratorBlock(block) => block.template.iter().any(includes_partials),
+        _ => true,
+    })
 }
 
 fn describe(err: &RenderError) -> String {
@@ -635,6 +664,19 @@ mod tests {
         for markup in Markup::ALL {
             assert_eq!(renderer.render("copy", markup, &both).unwrap(), "x y");
         }
+    }
+
+    #[test]
+    fn partials_are_found_in_every_block() {
+        let found = |source: &str| renderer(source).includes_partials("t");
+
+        assert!(!found("{{#if a}}{{b}}{{else}}{{{c}}}{{/if}} {{! > no}}"));
+        assert!(found("{{> x}}"));
+        assert!(found("{{#> x}}fallback{{/x}}"));
+        assert!(found("{{#each a}}{{else}}{{#if b}}{{> x}}{{/if}}{{/each}}"));
+        assert!(found("{{#if a}}{{else if b}}{{> x}}{{/if}}"));
+        assert!(found("{{#*inline \"x\"}}{{> y}}{{/inline}}"));
+        assert!(!Renderer::new().includes_partials("missing"));
     }
 
     #[test]

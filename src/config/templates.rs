@@ -254,7 +254,9 @@ impl TemplateLoader {
     /// the valid rules with their position in the file. A template is reported once, on
     /// the first sample it fails: the same mistake would fail the others too. Templates
     /// of the same text render alike, so each text is tried on each sample once; when it
-    /// fails, each rule's own inline text is still reported where that rule gives it.
+    /// fails, each rule's own inline text is still reported where that rule gives it. A
+    /// text that includes partials is tried under each name: a template may not include
+    /// itself, so such a text can fail under one name and render under another.
     pub(super) fn check_samples(
         &self,
         rules: &[(usize, Rule)],
@@ -264,6 +266,7 @@ impl TemplateLoader {
         let mut checked = HashSet::new();
         let mut failed = HashSet::new();
         let mut outcomes = HashMap::new();
+        let mut by_name = HashMap::new();
         for (index, rule) in rules {
             let kinds = rule
                 .events
@@ -281,10 +284,15 @@ impl TemplateLoader {
                 }
                 let sample = (kind, grouped);
                 let outcome = match self.texts.get(name) {
-                    Some(text) => outcomes
-                        .entry((&**text, sample))
-                        .or_insert_with(|| self.try_sample(name, sample, links))
-                        .clone(),
+                    Some(text) => {
+                        let own = *by_name
+                            .entry(&**text)
+                            .or_insert_with(|| self.renderer.includes_partials(name));
+                        outcomes
+                            .entry((&**text, own.then_some(name), sample))
+                            .or_insert_with(|| self.try_sample(name, sample, links))
+                            .clone()
+                    }
                     None => self.try_sample(name, sample, links),
                 };
                 if let Err(failed_on) = outcome {

@@ -393,6 +393,34 @@ fn a_rule_name_used_twice_does_not_change_the_text_other_rules_are_checked_with(
 }
 
 #[test]
+fn a_text_that_includes_itself_is_refused_only_under_its_own_name() {
+    // Under the name `loop` this text includes itself, which fails on every event; under
+    // any other name it includes the inline partial `loop`, which renders.
+    let text = r#"{{#*inline "loop"}}hi{{/inline}}{{> loop}}"#;
+    let inline = format!("[[rules]]\nname = \"inline\"\nto = [\"console\"]\ntext = '{text}'\n\n");
+    let file = "[[rules]]\nname = \"file\"\nto = [\"console\"]\ntemplate = \"loop\"\n\n";
+
+    for (rules, index) in [
+        (format!("{inline}{file}"), 1),
+        (format!("{file}{inline}"), 0),
+    ] {
+        let setup = Setup::new().file("templates/loop.hbs", text);
+        let toml = format!("[destinations.console]\nkind = \"console\"\n\n{rules}");
+
+        let problems = setup.load(&toml).unwrap_err();
+
+        assert_eq!(
+            described(&problems),
+            [format!(
+                "loop.hbs:1:33: `rules[{index}].template`: fails on a sample TASK_CREATED \
+                 event: Can not include current template in partial"
+            )],
+            "{toml}"
+        );
+    }
+}
+
+#[test]
 fn a_failing_template_file_is_pointed_at_the_failing_line() {
     let setup = Setup::new().file("templates/review.hbs", "Task {{task_id}}\n  {{stgae}}\n");
     let toml = format!("{CONSOLE_RULE}template = \"review\"\n");
