@@ -6,7 +6,7 @@
 //! template's own markup passes through. This module owns the template context too, but
 //! not where the message goes nor how it is wrapped into an HTTP body.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::format::{Item, StrftimeItems};
@@ -203,6 +203,16 @@ impl Renderer {
             .is_some_and(includes_partials)
     }
 
+    /// The partials template `name` includes by name (`{{> footer}}`), or the first kind
+    /// of partial it uses that `check` cannot follow.
+    pub fn partials(&self, name: &str) -> Result<BTreeSet<String>, &'static str> {
+        let mut names = BTreeSet::new();
+        match self.registries[&Markup::Plain].get_template(name) {
+            Some(template) => partials_of(template, &mut names).map(|()| names),
+            None => Ok(names),
+        }
+    }
+
     /// Whether a template of that name is compiled.
     pub fn has(&self, name: &str) -> bool {
         self.registries[&Markup::Plain].has_template(name)
@@ -260,6 +270,33 @@ fn includes_partials(template: &Template) -> bool {
         TemplateElement::DecoratorBlock(block) => block.template.iter().any(includes_partials),
         _ => true,
     })
+}
+
+/// Adds the names of the partials `template` includes, in any block, to `names`; fails
+/// on a partial whose name is computed, a partial block or an inline partial, which could
+/// include one another without end where `check` cannot see.
+fn partials_of(template: &Template, names: &mut BTreeSet<String>) -> Result<(), &'static str> {
+    for element in &template.elements {
+        match element {
+            TemplateElement::PartialExpression(partial) => match partial.name.as_name() {
+                Some(name) => {
+                    names.insert(name.to_owned());
+                }
+                None => return Err("a partial whose name is computed"),
+            },
+            TemplateElement::PartialBlock(_) => return Err("a partial block (`{{#> name}}`)"),
+            TemplateElement::DecoratorExpression(_) | TemplateElement::DecoratorBlock(_) => {
+                return Err("an inline partial or decorator (`{{#*inline}}`)")
+            }
+            TemplateElement::HelperBlock(block) => {
+                for inner in block.template.iter().chain(&block.inverse) {
+                    partials_of(inner, names)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn describe(err: &RenderError) -> String {

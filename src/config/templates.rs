@@ -6,7 +6,7 @@
 //! see, for every markup, in strict mode: a misspelt variable fails here, not at 3 a.m.
 //! How a template renders (escaping, helpers) is the `render` module's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,6 +83,8 @@ pub(super) struct TemplateLoader {
     dir: PathBuf,
     renderer: Renderer,
     origins: HashMap<String, Origin>,
+    /// The key that named each template, to report it by.
+    keys: HashMap<String, String>,
     /// The text of the template compiled as each name.
     texts: HashMap<String, Arc<str>>,
     /// Each distinct text compiled so far: a name it is compiled as, or why it does not
@@ -99,6 +101,7 @@ impl TemplateLoader {
             dir: dir.to_owned(),
             renderer: Renderer::with_people(people),
             origins: HashMap::new(),
+            keys: HashMap::new(),
             texts: HashMap::new(),
             compiled: HashMap::new(),
             defaults_loaded: false,
@@ -210,6 +213,7 @@ impl TemplateLoader {
         match self.register(name, text) {
             Ok(text) => {
                 self.origins.insert(name.to_owned(), origin);
+                self.keys.insert(name.to_owned(), key.to_owned());
                 self.texts.insert(name.to_owned(), text);
                 Some(())
             }
@@ -248,6 +252,48 @@ impl TemplateLoader {
         // used twice is reported, but both rules are still checked.
         let unchanged = self.texts.get(first) == Some(known);
         (unchanged && self.renderer.add_copy(name, first)).then(|| Ok(known.clone()))
+    }
+
+    /// Refuses templates that include themselves through partials, directly or through
+    /// others, and kinds of partial whose inclusions cannot be followed here: rendering
+    /// such a template would never end, and would take the relay down instead of failing.
+    /// Whether all passed; the samples must not be tried otherwise.
+    pub(super) fn check_partials(&self, problems: &mut Vec<Problem>) -> bool {
+        let before = problems.len();
+        let mut includes = BTreeMap::new();
+        let mut names: Vec<&String> = self.origins.keys().collect();
+        names.sort();
+        for name in names {
+            match self.renderer.partials(name) {
+                Ok(names) => {
+                    includes.insert(name.as_str(), names);
+                }
+                Err(kind) => {
+                    let message = format!(
+                        "uses {kind}, which is not supported: include another template \
+                         by its name, as `{{{{> name}}}}`"
+                    );
+                    problems.push(self.refused(name, message));
+                }
+            }
+        }
+        for name in includes.keys() {
+            if let Some(cycle) = cycle_through(name, &includes) {
+                let message = format!(
+                    "includes itself through partials ({}): its messages would never end",
+                    cycle.join(" → ")
+                );
+                problems.push(self.refused(name, message));
+            }
+        }
+        problems.len() == before
+    }
+
+    /// A problem with template `name` as a whole.
+    fn refused(&self, name: &str, message: String) -> Problem {
+        let origin = self.origins.get(name).unwrap_or(&Origin::Shipped);
+        let key = self.keys.get(name).map_or(name, String::as_str);
+        located(origin, None, key, message, name)
     }
 
     /// Renders every reachable (template, event type) pair for every markup; `rules` are
@@ -398,6 +444,31 @@ impl TemplateLoader {
         }
         Ok(())
     }
+}
+
+/// The inclusions that lead from template `start` back to it, if any, as names.
+fn cycle_through<'a>(
+    start: &'a str,
+    includes: &'a BTreeMap<&'a str, BTreeSet<String>>,
+) -> Option<Vec<&'a str>> {
+    fn walk<'a>(
+        path: &mut Vec<&'a str>,
+        seen: &mut BTreeSet<&'a str>,
+        includes: &'a BTreeMap<&'a str, BTreeSet<String>>,
+    ) -> bool {
+        let at = path[path.len() - 1];
+        for next in includes.get(at).into_iter().flatten() {
+            path.push(next);
+            if next == path[0] || (seen.insert(next) && walk(path, seen, includes)) {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+
+    let mut path = vec![start];
+    walk(&mut path, &mut BTreeSet::new(), includes).then_some(path)
 }
 
 /// The text of the shipped default template `name` (`task-entered-stage`, ...), if any.

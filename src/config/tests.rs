@@ -393,31 +393,68 @@ fn a_rule_name_used_twice_does_not_change_the_text_other_rules_are_checked_with(
 }
 
 #[test]
-fn a_text_that_includes_itself_is_refused_only_under_its_own_name() {
-    // Under the name `loop` this text includes itself, which fails on every event; under
-    // any other name it includes the inline partial `loop`, which renders.
-    let text = r#"{{#*inline "loop"}}hi{{/inline}}{{> loop}}"#;
-    let inline = format!("[[rules]]\nname = \"inline\"\nto = [\"console\"]\ntext = '{text}'\n\n");
-    let file = "[[rules]]\nname = \"file\"\nto = [\"console\"]\ntemplate = \"loop\"\n\n";
-
-    for (rules, index) in [
-        (format!("{inline}{file}"), 1),
-        (format!("{file}{inline}"), 0),
-    ] {
-        let setup = Setup::new().file("templates/loop.hbs", text);
-        let toml = format!("[destinations.console]\nkind = \"console\"\n\n{rules}");
-
-        let problems = setup.load(&toml).unwrap_err();
-
-        assert_eq!(
-            described(&problems),
-            [format!(
-                "loop.hbs:1:33: `rules[{index}].template`: fails on a sample TASK_CREATED \
-                 event: Can not include current template in partial"
-            )],
-            "{toml}"
+fn a_template_that_includes_itself_is_refused_before_it_is_tried() {
+    // Tried on a sample, this would recurse until the stack overflows: `check` would abort,
+    // and a reload would take the running relay down with it.
+    let setup = Setup::new()
+        .file("templates/loop.hbs", "{{#if task_id}}{{> loop}}{{/if}}\n")
+        .file("templates/ping.hbs", "{{> pong}}")
+        .file(
+            "templates/pong.hbs",
+            "{{#each x}}{{else}}{{> ping}}{{/each}}",
         );
-    }
+    let rule = |name: &str| {
+        format!("[[rules]]\nname = \"{name}\"\nto = [\"console\"]\ntemplate = \"{name}\"\n\n")
+    };
+    let toml = format!(
+        "[destinations.console]\nkind = \"console\"\n\n{}{}{}",
+        rule("loop"),
+        rule("ping"),
+        rule("pong")
+    );
+
+    let problems = setup.load(&toml).unwrap_err();
+
+    let never = "its messages would never end";
+    assert_eq!(
+        described(&problems),
+        [
+            format!("loop.hbs:1:1: `rules[0].template`: includes itself through partials (loop → loop): {never}"),
+            format!("ping.hbs:1:1: `rules[1].template`: includes itself through partials (ping → pong → ping): {never}"),
+            format!("pong.hbs:1:1: `rules[2].template`: includes itself through partials (pong → ping → pong): {never}"),
+        ]
+    );
+}
+
+#[test]
+fn partials_whose_inclusions_cannot_be_followed_are_refused() {
+    let toml = r#"
+[destinations.console]
+kind = "console"
+
+[[rules]]
+name = "inline"
+to = ["console"]
+text = '{{#*inline "x"}}{{> x}}{{/inline}}{{> x}}'
+
+[[rules]]
+name = "computed"
+to = ["console"]
+text = '{{> (concat "a" "b")}}'
+"#;
+
+    let problems = Setup::new().load(toml).unwrap_err();
+
+    let described = described(&problems);
+    assert_eq!(described.len(), 2, "{described:#?}");
+    assert!(
+        described[0].contains("`rules[1].text`: uses a partial whose name is computed"),
+        "{described:#?}"
+    );
+    assert!(
+        described[1].contains("`rules[0].text`: uses an inline partial or decorator"),
+        "{described:#?}"
+    );
 }
 
 #[test]

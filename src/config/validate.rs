@@ -146,10 +146,13 @@ pub(super) fn validate(
     let mut loader = TemplateLoader::new(&templates_dir, people.clone());
     let rules = rules(&mut checker, &raw, &targets, &mut loader);
     let reminders = super::reminders::check(&mut checker, &raw, &targets, &mut loader);
-    loader.check_samples(&rules, &mut checker.problems, &Links::new(&app_url));
-    loader.check_reminder_samples(&reminders, &mut checker.problems, &Links::new(&app_url));
     let digests = super::digests::check(&mut checker, &raw, &targets, &mut loader);
-    loader.check_digest_samples(&digests, &mut checker.problems, &Links::new(&app_url));
+    if loader.check_partials(&mut checker.problems) {
+        let links = Links::new(&app_url);
+        loader.check_samples(&rules, &mut checker.problems, &links);
+        loader.check_reminder_samples(&reminders, &mut checker.problems, &links);
+        loader.check_digest_samples(&digests, &mut checker.problems, &links);
+    }
     let rules: Vec<Rule> = rules.into_iter().map(|(_, rule)| rule).collect();
     warn_unused(&mut checker, &raw, &rules);
     let (retry, delivery) = delivery(&mut checker, &raw, base);
