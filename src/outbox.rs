@@ -13,6 +13,7 @@
 //! the reminders owed; `tasks`, `rollup` and `reminders` own those tables and write them
 //! through [`Outbox::accept_with`], so they commit together with the deliveries.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -956,9 +957,22 @@ fn sync_for(
     Ok(())
 }
 
+thread_local! {
+    /// The number of the group commit the writer thread is in, counted from 1.
+    static BATCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The number of the group commit under way, for work running in it: each commit gets a
+/// new one, so that a job can tell what earlier jobs of the same commit did from what a
+/// commit that failed left behind.
+pub(crate) fn batch() -> u64 {
+    BATCH.with(Cell::get)
+}
+
 /// Any SQL error rolls back the whole batch: a statement failing on I/O may already have
 /// ended the transaction, and committing the rest piecemeal could confirm half a request.
 fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    BATCH.with(|number| number.set(number.get() + 1));
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for job in batch.iter_mut() {
         job.run(&tx)?;

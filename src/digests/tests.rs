@@ -71,7 +71,7 @@ async fn accept(outbox: &Outbox, payload: Vec<Value>, now: i64) {
             incoming,
             now,
             move |conn, accepted| {
-                let changes = tasks::record(conn, &events, accepted, now)?;
+                let changes = tasks::record(conn, &tasks::Recent::new(), &events, accepted, now)?;
                 note(conn, &events, &changes, now)
             },
             drop,

@@ -67,7 +67,7 @@ async fn accept(outbox: &Outbox, config: &Config, payload: Vec<Value>) {
             incoming,
             0,
             move |conn, accepted| {
-                let changes = tasks::record(conn, &events, accepted, 0)?;
+                let changes = tasks::record(conn, &tasks::Recent::new(), &events, accepted, 0)?;
                 schedule(conn, &reminders, &events, &changes)
             },
             drop,

@@ -50,8 +50,9 @@ pub async fn dispatch(
     }
     let events = batch.events.clone();
     let watching = config.reminders.clone();
+    let memory = recent.clone();
     let remember = move |conn: &Connection, acceptance: &[Acceptance], now| {
-        let changes = tasks::record(conn, &events, acceptance, now)?;
+        let changes = tasks::record(conn, &memory, &events, acceptance, now)?;
         digests::note(conn, &events, &changes, now)?;
         reminders::schedule(conn, &watching, &events, &changes)?;
         rollup::hold(conn, &held, acceptance, now)?;

@@ -180,22 +180,29 @@ pub struct Change {
 /// Remembers the fresh events of a batch, inside the transaction that stores their
 /// deliveries, and returns what each changed (`None` for a duplicate), in the events'
 /// order, for the other writers of that transaction. Each task is read again here, under
-/// the write lock, so two webhooks about one task at the same time both count.
+/// the write lock, so two webhooks about one task at the same time both count: from
+/// `recent`, which knows what this transaction wrote so far, or else from the store.
 pub fn record(
     conn: &Connection,
+    recent: &Recent,
     events: &[Event],
     acceptance: &[Acceptance],
     heard_at: i64,
 ) -> rusqlite::Result<Vec<Option<Change>>> {
+    let batch = crate::outbox::batch();
     let mut changes = Vec::with_capacity(events.len());
     for (event, accepted) in events.iter().zip(acceptance) {
         if *accepted != Acceptance::Fresh {
             changes.push(None);
             continue;
         }
-        let before = store::load(conn, &event.task_id)?;
+        let before = match recent.as_of(batch, &event.task_id) {
+            Some(task) => Some(task),
+            None => store::load(conn, &event.task_id)?,
+        };
         let (_, after) = observe(before.clone(), event, heard_at);
         store::save(conn, &after)?;
+        recent.wrote(batch, &after);
         changes.push(Some(Change { before, after }));
     }
     Ok(changes)
@@ -221,12 +228,18 @@ pub async fn forget(
 ) -> Result<usize, StoreError> {
     let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     let (silent_before, deleted_before) = (now - ms(silence), now - ms(DELETED_GRACE));
+    let recent = recent.clone();
     let forgotten = outbox
-        .write(move |conn| store::prune(conn, silent_before, deleted_before))
+        .write(move |conn| {
+            let forgotten = store::prune(conn, silent_before, deleted_before)?;
+            // Inside the commit, so that no later job of it takes a pruned task from
+            // memory; a commit that fails only leaves the cache emptier.
+            if forgotten > 0 {
+                recent.clear();
+            }
+            Ok(forgotten)
+        })
         .await?;
-    if forgotten > 0 {
-        recent.clear();
-    }
     Ok(forgotten)
 }
 

@@ -1,9 +1,11 @@
-//! The tasks this relay wrote last, kept in memory so that routing a webhook seldom has
-//! to read the store before it can write.
+//! The tasks this relay wrote last, kept in memory so that neither routing a webhook nor
+//! recording it seldom has to read the store.
 //!
 //! Only the outbox's writer thread fills it, once a commit is durable and in commit order,
 //! so every task held here is exactly what the store holds; a task missing here is read
-//! from the store. Nothing else in this process writes the tasks table, and the operator
+//! from the store. The writer also notes, apart, each task a commit still under way has
+//! written, for the later jobs of that same commit: a commit that fails leaves those
+//! notes behind, and the next commit, with a new number, ignores them. Nothing else in this process writes the tasks table, and the operator
 //! commands only read it. It holds at most [`CAPACITY`] tasks and forgets one at random to
 //! make room. How an event changes a task is `observe`'s business, not this cache's.
 
@@ -18,7 +20,18 @@ pub const CAPACITY: usize = 4096;
 /// A shared handle on the cache; clones share it.
 #[derive(Debug, Clone, Default)]
 pub struct Recent {
-    tasks: Arc<Mutex<HashMap<String, Task>>>,
+    tasks: Arc<Mutex<Held>>,
+}
+
+/// What the cache holds.
+#[derive(Debug, Default)]
+struct Held {
+    /// Tasks as the last durable commit that wrote each left them.
+    committed: HashMap<String, Task>,
+    /// The writer's commit that `written` belongs to.
+    batch: u64,
+    /// Tasks written by that commit so far, not yet durable.
+    written: HashMap<String, Task>,
 }
 
 impl Recent {
@@ -32,10 +45,10 @@ impl Recent {
         &self,
         ids: impl IntoIterator<Item = &'a str>,
     ) -> (HashMap<String, Task>, Vec<String>) {
-        let tasks = self.lock();
+        let held = self.lock();
         let (mut found, mut missing) = (HashMap::new(), Vec::new());
         for id in ids {
-            match tasks.get(id) {
+            match held.committed.get(id) {
                 Some(task) => {
                     found.insert(id.to_owned(), task.clone());
                 }
@@ -49,7 +62,7 @@ impl Recent {
     /// Holds `written`, as the commit that just became durable left them. Called by the
     /// writer thread only, so that later commits always overwrite earlier ones.
     pub fn learn(&self, written: Vec<Task>) {
-        let mut tasks = self.lock();
+        let tasks = &mut self.lock().committed;
         for task in written {
             if tasks.len() >= CAPACITY && !tasks.contains_key(&task.task_id) {
                 let victim = tasks.keys().next().cloned();
@@ -59,14 +72,37 @@ impl Recent {
         }
     }
 
-    /// Forgets every task, after tasks were deleted from the store.
-    pub fn clear(&self) {
-        self.lock().clear();
+    /// Task `id` as the writer's commit number `batch` sees it, if the cache can tell: as
+    /// an earlier job of that commit wrote it, else as last committed. `None`: read the
+    /// store, inside that commit.
+    pub fn as_of(&self, batch: u64, id: &str) -> Option<Task> {
+        let held = self.lock();
+        let written = (held.batch == batch)
+            .then(|| held.written.get(id))
+            .flatten();
+        written.or_else(|| held.committed.get(id)).cloned()
     }
 
-    /// How many tasks it holds.
+    /// Notes that the writer's commit number `batch`, still under way, wrote `task`.
+    pub fn wrote(&self, batch: u64, task: &Task) {
+        let mut held = self.lock();
+        if held.batch != batch {
+            held.batch = batch;
+            held.written.clear();
+        }
+        held.written.insert(task.task_id.clone(), task.clone());
+    }
+
+    /// Forgets every task, as tasks are deleted from the store.
+    pub fn clear(&self) {
+        let mut held = self.lock();
+        held.committed.clear();
+        held.written.clear();
+    }
+
+    /// How many committed tasks it holds.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().committed.len()
     }
 
     /// Whether it holds none.
@@ -76,7 +112,7 @@ impl Recent {
 
     /// A panic while locked cannot leave the map inconsistent: each step is one insert or
     /// removal.
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Task>> {
+    fn lock(&self) -> MutexGuard<'_, Held> {
         self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -137,12 +173,35 @@ mod tests {
     }
 
     #[test]
+    fn a_commit_sees_what_its_earlier_jobs_wrote_and_the_next_commit_does_not() {
+        let recent = Recent::new();
+        recent.learn(vec![task("a", "Label")]);
+
+        recent.wrote(7, &task("a", "Review_1"));
+        recent.wrote(7, &task("b", "Label"));
+        let same = (recent.as_of(7, "a"), recent.as_of(7, "b"));
+        // Commit 7 failed: nothing was learnt, and commit 8 sees the store's own state.
+        let next = (recent.as_of(8, "a"), recent.as_of(8, "b"));
+
+        let stage = |t: Option<Task>| t.and_then(|t| t.stage);
+        assert_eq!(
+            (stage(same.0), stage(same.1)),
+            (Some("Review_1".to_owned()), Some("Label".to_owned()))
+        );
+        assert_eq!((stage(next.0), next.1), (Some("Label".to_owned()), None));
+        let (found, _) = recent.lookup(["a", "b"]);
+        assert_eq!(found.len(), 1, "routing sees only what is committed");
+    }
+
+    #[test]
     fn clear_forgets_everything() {
         let recent = Recent::new();
         recent.learn(vec![task("a", "Label")]);
+        recent.wrote(1, &task("b", "Label"));
         recent.clear();
 
         assert!(recent.is_empty());
+        assert_eq!(recent.as_of(1, "b"), None);
         assert_eq!(recent.lookup(["a"]).1, vec!["a".to_owned()]);
     }
 }

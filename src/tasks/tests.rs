@@ -137,6 +137,7 @@ async fn remember_in(
     heard_at: i64,
 ) -> Vec<Acceptance> {
     let recent = recent.clone();
+    let memory = recent.clone();
     let incoming = events
         .iter()
         .map(|e| IncomingEvent {
@@ -148,7 +149,7 @@ async fn remember_in(
         .accept_with(
             incoming,
             heard_at,
-            move |conn, accepted| record(conn, &events, accepted, heard_at),
+            move |conn, accepted| record(conn, &memory, &events, accepted, heard_at),
             move |changes| recent.learn(changes.into_iter().flatten().map(|c| c.after).collect()),
         )
         .await
@@ -200,6 +201,25 @@ async fn recall_reads_what_recent_learnt_at_each_commit_and_the_store_for_the_re
         Some("CT_2"),
         "read from the store"
     );
+}
+
+#[tokio::test]
+async fn a_webhook_moving_a_remembered_task_twice_counts_both_moves() {
+    let (_dir, outbox) = open_temp();
+    let recent = Recent::new();
+    remember_in(&outbox, &recent, vec![entered("Label", 1)], 5).await;
+
+    // The second move must see the first, written earlier in the same commit, not the
+    // task as last committed.
+    let moves = vec![entered("Review_1", 2), entered("Output", 3)];
+    remember_in(&outbox, &recent, moves, 6).await;
+
+    let (held, _) = recent.lookup(["t"]);
+    let stored = list(&outbox, &Filter::default()).unwrap();
+    for task in [&held["t"], &stored[0]] {
+        assert_eq!(task.stage.as_deref(), Some("Output"));
+        assert_eq!(task.previous_stage.as_deref(), Some("Review_1"));
+    }
 }
 
 #[tokio::test]
