@@ -198,9 +198,7 @@ impl Renderer {
     /// under another name, as a template may not include itself (`{{> name}}` inside the
     /// template `name` fails, but includes `name` from any other).
     pub fn includes_partials(&self, name: &str) -> bool {
-        self.registries[&Markup::Plain]
-            .get_template(name)
-            .is_some_and(includes_partials)
+        self.partials(name).map_or(true, |names| !names.is_empty())
     }
 
     /// The partials template `name` includes by name (`{{> footer}}`), or the first kind
@@ -251,25 +249,6 @@ impl Default for Renderer {
     fn default() -> Renderer {
         Renderer::new()
     }
-}
-
-/// Whether `template` or any block in it includes a partial; an element of a kind this
-/// does not know is taken to.
-fn includes_partials(template: &Template) -> bool {
-    template.elements.iter().any(|element| match element {
-        TemplateElement::RawString(_)
-        | TemplateElement::Expression(_)
-        | TemplateElement::HtmlExpression(_)
-        | TemplateElement::DecoratorExpression(_)
-        | TemplateElement::Comment(_) => false,
-        TemplateElement::HelperBlock(block) => block
-            .template
-            .iter()
-            .chain(&block.inverse)
-            .any(includes_partials),
-        TemplateElement::DecoratorBlock(block) => block.template.iter().any(includes_partials),
-        _ => true,
-    })
 }
 
 /// Adds the names of the partials `template` includes, in any block, to `names`; fails
