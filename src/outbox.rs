@@ -1613,7 +1613,8 @@ mod tests {
         assert_eq!(version, 8);
         let bogus = conn.execute(
             "INSERT INTO deliveries (event_id, rule, destination, body, state, \
-                 created_at, next_attempt_at, updated_at) VALUES ('e5', 'r', 's', x'', 'lost', 1, 1, 1)",
+                 created_at, next_attempt_at, updated_at) \
+             VALUES ('e5', 'r', 's', x'', 'lost', 1, 1, 1)",
             [],
         );
         assert!(bogus.is_err(), "the state is still checked");

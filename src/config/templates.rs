@@ -291,18 +291,21 @@ impl TemplateLoader {
 
     /// A problem with template `name` as a whole.
     fn refused(&self, name: &str, message: String) -> Problem {
-        let origin = self.origins.get(name).unwrap_or(&Origin::Shipped);
         let key = self.keys.get(name).map_or(name, String::as_str);
-        located(origin, None, key, message, name)
+        let whole = Failed {
+            position: None,
+            message,
+        };
+        self.located(name, whole, key)
     }
 
     /// Renders every reachable (template, event type) pair for every markup; `rules` are
     /// the valid rules with their position in the file. A template is reported once, on
     /// the first sample it fails: the same mistake would fail the others too. Templates
     /// of the same text render alike, so each text is tried on each sample once; when it
-    /// fails, each rule's own inline text is still reported where that rule gives it. A
-    /// text that includes partials is tried under each name: a template may not include
-    /// itself, so such a text can fail under one name and render under another.
+    /// fails, each rule's own inline text is still reported where that rule gives it. Only
+    /// a template including itself could render differently under another name, and
+    /// `check_partials` has refused those already.
     pub(super) fn check_samples(
         &self,
         rules: &[(usize, Rule)],
@@ -312,7 +315,6 @@ impl TemplateLoader {
         let mut checked = HashSet::new();
         let mut failed = HashSet::new();
         let mut outcomes = HashMap::new();
-        let mut by_name = HashMap::new();
         for (index, rule) in rules {
             let kinds = rule
                 .events
@@ -330,15 +332,10 @@ impl TemplateLoader {
                 }
                 let sample = (kind, grouped);
                 let outcome = match self.texts.get(name) {
-                    Some(text) => {
-                        let own = *by_name
-                            .entry(&**text)
-                            .or_insert_with(|| self.renderer.includes_partials(name));
-                        outcomes
-                            .entry((&**text, own.then_some(name), sample))
-                            .or_insert_with(|| self.try_sample(name, sample, links))
-                            .clone()
-                    }
+                    Some(text) => outcomes
+                        .entry((&**text, sample))
+                        .or_insert_with(|| self.try_sample(name, sample, links))
+                        .clone(),
                     None => self.try_sample(name, sample, links),
                 };
                 if let Err(failed_on) = outcome {

@@ -415,13 +415,15 @@ fn a_template_that_includes_itself_is_refused_before_it_is_tried() {
 
     let problems = setup.load(&toml).unwrap_err();
 
-    let never = "its messages would never end";
+    let looping = |at: &str, cycle: &str| {
+        format!("{at}: includes itself through partials ({cycle}): its messages would never end")
+    };
     assert_eq!(
         described(&problems),
         [
-            format!("loop.hbs:1:1: `rules[0].template`: includes itself through partials (loop → loop): {never}"),
-            format!("ping.hbs:1:1: `rules[1].template`: includes itself through partials (ping → pong → ping): {never}"),
-            format!("pong.hbs:1:1: `rules[2].template`: includes itself through partials (pong → ping → pong): {never}"),
+            looping("loop.hbs:1:1: `rules[0].template`", "loop → loop"),
+            looping("ping.hbs:1:1: `rules[1].template`", "ping → pong → ping"),
+            looping("pong.hbs:1:1: `rules[2].template`", "pong → ping → pong"),
         ]
     );
 }

@@ -5,9 +5,10 @@
 //! so every task held here is exactly what the store holds; a task missing here is read
 //! from the store. The writer also notes, apart, each task a commit still under way has
 //! written, for the later jobs of that same commit: a commit that fails leaves those
-//! notes behind, and the next commit, with a new number, ignores them. Nothing else in this process writes the tasks table, and the operator
-//! commands only read it. It holds at most [`CAPACITY`] tasks and forgets one at random to
-//! make room. How an event changes a task is `observe`'s business, not this cache's.
+//! notes behind, and the next commit, with a new number, ignores them. Nothing else in
+//! this process writes the tasks table, and the operator commands only read it. It holds
+//! at most [`CAPACITY`] tasks and forgets one at random to make room. How an event
+//! changes a task is `observe`'s business, not this cache's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
